@@ -1,0 +1,1 @@
+"""Stage 1, ingest: readers, public-dataset sources, synthetic data, splits and filters."""

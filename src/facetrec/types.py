@@ -1,0 +1,261 @@
+"""Boundary types: the frozen dataclasses every stage hands to the next.
+
+Arrays are numpy, validated once in ``__post_init__`` with errors that name the field. Rows of
+any user-item matrix are users, always. ``*_id`` is an external id (str), ``*_idx`` an index.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from facetrec.errors import DataError
+from facetrec.ids import Vocabulary
+
+
+class Event(enum.IntEnum):
+    """Kinds of behaviour, stored as int8 codes; the order is not a strength ranking."""
+
+    CLICK = 0
+    VIEW = 1
+    CART = 2
+    PURCHASE = 3
+    RATE = 4
+    REVIEW = 5
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [e.name.lower() for e in cls]
+
+
+MAX_LIST_LENGTH = 10_000
+"""Largest ``n`` a :class:`Query` may ask for: beyond it a list is no longer a recommendation."""
+
+
+def object_array(values: Any) -> np.ndarray:
+    """A 1-d object array holding ``values`` as they are (tuples stay tuples, not a 2-d array)."""
+    return pd.Series(list(values), dtype=object).to_numpy(dtype=object)
+
+
+def _array(name: str, value: Any, dtype: Any, n: int | None = None) -> np.ndarray:
+    """``value`` as a 1-d array of ``dtype`` and length ``n``, or a DataError naming ``name``."""
+    arr = object_array(value) if dtype is object and not isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.ndim != 1:
+        raise DataError(f"{name}: expected a 1-d array, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise DataError(f"{name}: length {len(arr)} does not match the {n} rows of the other columns")
+    if arr.dtype != dtype:
+        if np.issubdtype(dtype, np.integer) and arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"{name}: expected integers, got dtype {arr.dtype}")
+        arr = arr.astype(dtype)
+    return arr
+
+
+def _check_range(name: str, idx: np.ndarray, size: int, vocab: str) -> None:
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = int(np.flatnonzero((idx < 0) | (idx >= size))[0])
+        raise DataError(
+            f"{name}: value {int(idx[bad])} at position {bad} is outside the {vocab} vocabulary "
+            f"(0..{size - 1})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """A log of user-item events in a fixed order (by user, then time, ties in file order).
+
+    ``timestamp`` is epoch seconds; ``rating`` is NaN where an event carries none; ``weight``
+    is how much the event counts (1 by default); ``review`` holds review text or None.
+    """
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    timestamp: np.ndarray
+    users: Vocabulary
+    items: Vocabulary
+    event: np.ndarray | None = None
+    rating: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    review: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.user_idx))
+        put = object.__setattr__
+        put(self, "user_idx", _array("Interactions.user_idx", self.user_idx, np.int32))
+        put(self, "item_idx", _array("Interactions.item_idx", self.item_idx, np.int32, n))
+        put(self, "timestamp", _array("Interactions.timestamp", self.timestamp, np.int64, n))
+        event = np.full(n, Event.CLICK, np.int8) if self.event is None else self.event
+        put(self, "event", _array("Interactions.event", event, np.int8, n))
+        rating = np.full(n, np.nan, np.float32) if self.rating is None else self.rating
+        put(self, "rating", _array("Interactions.rating", rating, np.float32, n))
+        weight = np.ones(n, np.float32) if self.weight is None else self.weight
+        put(self, "weight", _array("Interactions.weight", weight, np.float32, n))
+        if self.review is not None:
+            put(self, "review", _array("Interactions.review", self.review, object, n))
+        _check_range("Interactions.user_idx", self.user_idx, len(self.users), "user")
+        _check_range("Interactions.item_idx", self.item_idx, len(self.items), "item")
+        if self.event.size and (self.event.min() < 0 or self.event.max() >= len(Event)):
+            raise DataError(f"Interactions.event: codes must be in 0..{len(Event) - 1} ({Event.names()})")
+        if not np.isfinite(self.weight).all():
+            raise DataError("Interactions.weight: contains NaN or infinite values")
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    def __repr__(self) -> str:
+        return f"Interactions(n={len(self)}, users={len(self.users)}, items={len(self.items)})"
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def take(self, rows: np.ndarray) -> Interactions:
+        """The events at ``rows`` (a boolean mask or positions), same vocabularies."""
+        return Interactions(
+            user_idx=self.user_idx[rows],
+            item_idx=self.item_idx[rows],
+            timestamp=self.timestamp[rows],
+            users=self.users,
+            items=self.items,
+            event=self.event[rows],
+            rating=self.rating[rows],
+            weight=self.weight[rows],
+            review=None if self.review is None else self.review[rows],
+        )
+
+    def sorted(self) -> Interactions:
+        """Events ordered by user, then time; a stable sort keeps ties in their current order."""
+        order = np.lexsort((self.timestamp, self.user_idx))
+        return self.take(order)
+
+    def user_offsets(self) -> np.ndarray:
+        """``offsets[u]:offsets[u+1]`` are user ``u``'s rows; requires :meth:`sorted` order."""
+        counts = np.bincount(self.user_idx, minlength=self.n_users)
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def matrix(self, values: str = "weight") -> sp.csr_matrix:
+        """The users x items matrix of summed ``values`` ("weight", "rating" or "ones")."""
+        data = {"weight": self.weight, "rating": np.nan_to_num(self.rating), "ones": np.ones(len(self), np.float32)}
+        if values not in data:
+            raise DataError(f"Interactions.matrix: values must be one of {sorted(data)}, got {values!r}")
+        return sp.csr_matrix(
+            (data[values], (self.user_idx, self.item_idx)), shape=(self.n_users, self.n_items), dtype=np.float32
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ItemCatalog:
+    """What is known about each item, aligned with ``items`` (row i describes item i).
+
+    ``text`` maps field names (title, description, brand, ...) to object arrays of str ("" when
+    missing); ``categories`` and ``tags`` hold a tuple of str per item; ``image`` and ``audio``
+    hold a path/URL or None; ``numeric`` maps names (price, ...) to float64 arrays (NaN when
+    missing); ``created_at`` is epoch seconds as float64, NaN when unknown.
+    """
+
+    items: Vocabulary
+    text: dict[str, np.ndarray] = field(default_factory=dict)
+    categories: np.ndarray | None = None
+    tags: np.ndarray | None = None
+    image: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    created_at: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        put = object.__setattr__
+        put(self, "text", {k: _array(f"ItemCatalog.text[{k!r}]", v, object, n) for k, v in self.text.items()})
+        for k, v in self.text.items():
+            if not all(isinstance(s, str) for s in v):
+                raise DataError(f"ItemCatalog.text[{k!r}]: every value must be a str (use '' when missing)")
+        for name in ("categories", "tags"):
+            value = getattr(self, name)
+            value = object_array([()] * n) if value is None else value
+            arr = _array(f"ItemCatalog.{name}", value, object, n)
+            if not all(isinstance(t, tuple) for t in arr):
+                raise DataError(f"ItemCatalog.{name}: every value must be a tuple of str")
+            put(self, name, arr)
+        for name in ("image", "audio"):
+            value = getattr(self, name)
+            put(self, name, _array(f"ItemCatalog.{name}", [None] * n if value is None else value, object, n))
+        put(self, "numeric", {k: _array(f"ItemCatalog.numeric[{k!r}]", v, np.float64, n) for k, v in self.numeric.items()})
+        created = np.full(n, np.nan) if self.created_at is None else self.created_at
+        put(self, "created_at", _array("ItemCatalog.created_at", created, np.float64, n))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"ItemCatalog(n={len(self)}, text={sorted(self.text)}, numeric={sorted(self.numeric)})"
+
+    def title(self, idx: int) -> str:
+        """A human-readable name for item ``idx``: its title, else its id."""
+        titles = self.text.get("title")
+        return titles[idx] if titles is not None and titles[idx] else str(self.items.id_of(idx))
+
+
+@dataclass(frozen=True)
+class Query:
+    """One recommendation request: a known user, a raw history, or both.
+
+    ``history`` (item ids, oldest first) serves new users and anonymous sessions without an
+    IndexError; ``exclude`` lists item ids never to return; ``time`` is epoch seconds.
+    """
+
+    user_id: str | None = None
+    history: tuple[str, ...] = ()
+    n: int = 10
+    exclude: tuple[str, ...] = ()
+    time: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.user_id is not None:
+            object.__setattr__(self, "user_id", str(self.user_id))
+        object.__setattr__(self, "history", tuple(str(i) for i in self.history))
+        object.__setattr__(self, "exclude", tuple(str(i) for i in self.exclude))
+        if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or not 1 <= self.n <= MAX_LIST_LENGTH:
+            raise DataError(f"Query.n: must be an integer from 1 to {MAX_LIST_LENGTH}, got {self.n!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class ItemList:
+    """A ranked list of items: internal ``idx``, external ``ids`` and ``scores`` (best first).
+
+    ``fields`` carries per-item extras of the same length (e.g. the interest that produced each
+    item, or an explanation). No item appears twice.
+    """
+
+    idx: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.idx))
+        object.__setattr__(self, "idx", _array("ItemList.idx", self.idx, np.int32))
+        object.__setattr__(self, "ids", _array("ItemList.ids", self.ids, object, n))
+        object.__setattr__(self, "scores", _array("ItemList.scores", self.scores, np.float32, n))
+        object.__setattr__(
+            self, "fields", {k: _array(f"ItemList.fields[{k!r}]", v, np.asarray(v).dtype, n) for k, v in self.fields.items()}
+        )
+        if len(np.unique(self.idx)) != n:
+            raise DataError("ItemList.idx: an item appears more than once")
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    @classmethod
+    def from_idx(cls, idx: np.ndarray, scores: np.ndarray, items: Vocabulary, **fields: np.ndarray) -> ItemList:
+        """Build a list from internal indices, filling in the external ids."""
+        return cls(idx=idx, ids=items.id_of(np.asarray(idx, dtype=np.int32)), scores=scores, fields=fields)
