@@ -28,3 +28,7 @@ class UnknownIdError(FacetrecError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else ""
+
+
+class DataWarning(UserWarning):
+    """Input was usable but repaired (e.g. items missing from the catalogue were added)."""

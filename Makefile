@@ -1,0 +1,28 @@
+# One command to set up and run each job; the virtual environment is created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install facetrec with its dev tools
+
+demo: $(STAMP)  ## the end-to-end job on synthetic data
+	$(BIN)/facetrec demo
+
+test: $(STAMP)  ## lint, then the test suite (real-data tests skip when the datasets are absent)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/
+	$(BIN)/python benchmarks/ingest_speed.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

@@ -1,0 +1,207 @@
+"""The ``facetrec`` command: the only place that reads argv and the environment.
+
+Heavy libraries are imported inside commands so that ``facetrec --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from facetrec import __version__
+from facetrec.errors import FacetrecError
+
+app = typer.Typer(help="facetrec: multi-interest recommendation with pretrained language models.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Get, import, synthesise, split and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("FACETREC_CACHE_DIR", Path.home() / ".cache" / "facetrec"))
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        key, sep, column = value.partition("=")
+        if not sep or not key or not column:
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {value!r}", param_hint=option)
+        out[key.strip()] = column.strip()
+    return out
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        console.print(f"facetrec {__version__}")
+        raise typer.Exit()
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. ml-100k (see `facetrec data sources`).")],
+    cache: Annotated[Path | None, typer.Option(help="Download folder [default: $FACETREC_CACHE_DIR or "
+                                                    "~/.cache/facetrec].")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if a verified copy exists.")] = False,
+) -> None:
+    """Download a public dataset and verify its checksum."""
+    from facetrec.data.sources.fetch import fetch
+
+    path = fetch(name, cache or _cache_dir(), force=force)
+    console.print(f"[green]✓[/green] {name} is in {path}\nimport it with: facetrec data import {name} --path {path} "
+                  f"--out data/{name}")
+
+
+@data_app.command("sources")
+def data_sources() -> None:
+    """List the public datasets facetrec can read."""
+    from rich.table import Table
+
+    from facetrec.data.sources import SOURCES
+
+    table = Table(title="public dataset sources")
+    table.add_column("name")
+    table.add_column("description")
+    for source in SOURCES.values():
+        table.add_row(source.name, source.description)
+    console.print(table)
+
+
+@data_app.command("import")
+def data_import(
+    out: Annotated[Path, typer.Option(help="Dataset directory to write (Parquet + manifest.json).")],
+    source: Annotated[str | None, typer.Argument(help="A public source name (see `facetrec data sources`); "
+                                                       "omit it to import your own files.")] = None,
+    path: Annotated[Path | None, typer.Option(help="Local folder holding the source's raw files.")] = None,
+    interactions: Annotated[Path | None, typer.Option(help="Your interactions file (CSV/TSV/Parquet/JSONL, .gz ok).")]
+    = None,
+    items: Annotated[Path | None, typer.Option(help="Your item catalogue file.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with [columns], [item_columns] and [options] "
+                                                     "tables (see docs/data.md).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Interaction column mapping FIELD=COLUMN, "
+                                                               "e.g. --map user=userId (repeatable).")] = None,
+    item_map: Annotated[list[str] | None, typer.Option("--item-map", help="Catalogue mapping FIELD=COLUMN, "
+                                                                        "e.g. --item-map title=name.")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name [default: the source or file name].")] = None,
+    min_user: Annotated[int, typer.Option(help="k-core: keep users with at least this many events.")] = 0,
+    min_item: Annotated[int, typer.Option(help="k-core: keep items with at least this many events.")] = 0,
+) -> None:
+    """Import a public dataset (by name, from --path) or your own files into a dataset directory."""
+    from facetrec.config import from_dict, load_toml
+    from facetrec.data.ingest import IngestOptions, InteractionColumns, ItemColumns, load_files
+    from facetrec.data.sources import load_source
+
+    kcore = {"min_user_interactions": min_user, "min_item_interactions": min_item}
+    if source is not None:
+        if path is None:
+            raise typer.BadParameter("give the folder holding the raw files (or run `facetrec data fetch` first)",
+                                     param_hint="--path")
+        with _stage(f"reading {source} from {path}"):
+            dataset = load_source(source, path, **{k: v for k, v in kcore.items() if v})
+    else:
+        if interactions is None:
+            raise typer.BadParameter("name a public source or give --interactions FILE", param_hint="--interactions")
+        table = load_toml(config) if config else {}
+        columns = from_dict(InteractionColumns, {**table.get("columns", {}), **_pairs(map_, "--map")}, "columns")
+        item_columns = from_dict(ItemColumns, {**table.get("item_columns", {}), **_pairs(item_map, "--item-map")},
+                                 "item_columns")
+        options = from_dict(IngestOptions, {**table.get("options", {}), **{k: v for k, v in kcore.items() if v}},
+                            "options")
+        with _stage(f"reading {interactions}" + (f" and {items}" if items else "")):
+            dataset = load_files(interactions, items, name=name, columns=columns, item_columns=item_columns,
+                                 options=options)
+    if name:
+        dataset = type(dataset)(name, dataset.interactions, dataset.catalog, dataset.notes, dataset.extras)
+    with _stage(f"writing {out}"):
+        dataset.save(out)
+    _print_notes(dataset.notes)
+    i = dataset.interactions
+    console.print(f"imported [bold]{dataset.name}[/bold]: {len(i):,} interactions, {i.n_users:,} users, "
+                  f"{i.n_items:,} items -> {out}")
+
+
+@data_app.command("inspect")
+def data_inspect(directory: Annotated[Path, typer.Argument(help="A dataset directory from `data import`.")]) -> None:
+    """Print counts, sparsity, sequence-length and popularity distributions and text coverage."""
+    from facetrec.console import stats_tables
+    from facetrec.data.dataset import Dataset
+    from facetrec.data.inspect import describe
+
+    with _stage(f"loading {directory}"):
+        dataset = Dataset.load(directory)
+    for table in stats_tables(describe(dataset)):
+        console.print(table)
+    _print_notes(dataset.notes)
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    users: Annotated[int, typer.Option(help="Number of users.")] = 2000,
+    items: Annotated[int, typer.Option(help="Number of items.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
+) -> None:
+    """Generate synthetic multi-interest data with known answers (topics, user interests)."""
+    from facetrec.data.synthetic import SynthConfig, generate
+
+    with _stage(f"generating {users:,} users x {items:,} items (seed {seed})"):
+        synthetic = generate(SynthConfig(n_users=users, n_items=items, seed=seed))
+    with _stage(f"writing {out}"):
+        synthetic.dataset.save(out)
+        synthetic.save_truth(out)
+    console.print(f"wrote {synthetic.dataset!r} with its ground truth to {out}")
+
+
+@data_app.command("split")
+def data_split(
+    directory: Annotated[Path, typer.Argument(help="A dataset directory.")],
+    protocol: Annotated[str, typer.Option(help="loo, temporal, ratio or multi-target.")] = "loo",
+    seed: Annotated[int, typer.Option(help="Seed for protocols that sample users.")] = 0,
+) -> None:
+    """Split a dataset and print the size of each part (nothing is written)."""
+    from facetrec.console import split_table
+    from facetrec.data.dataset import Dataset
+    from facetrec.data.split import make_split
+
+    split = make_split(Dataset.load(directory).interactions, protocol, seed)
+    console.print(split_table(split))
+    _print_notes(split.notes)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its dataset.")] = Path("demo-output"),
+    users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
+    items: Annotated[int, typer.Option(help="Synthetic items.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the end-to-end job: synthesise, import, split, inspect."""
+    from facetrec.demo import run_demo
+
+    run_demo(console, out, users=users, items=items, seed=seed)
+
+
+def _stage(message: str):  # noqa: ANN202 - a context manager from console.stage
+    from facetrec.console import stage
+
+    return stage(console, message)
+
+
+def _print_notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def main() -> None:
+    """Entry point: facetrec's own errors print as one clear line, not a traceback."""
+    try:
+        app()
+    except FacetrecError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,79 @@
+"""Terminal output: a spinner per long stage and rich tables for dataset statistics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from facetrec.data.inspect import DatasetStats
+from facetrec.data.split import Split
+
+
+@contextmanager
+def stage(console: Console, message: str) -> Iterator[None]:
+    """Show a spinner while a stage runs, then a tick line with its duration."""
+    start = time.perf_counter()
+    with console.status(f"{message}…"):
+        yield
+    console.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+
+
+def _date(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+
+
+def stats_tables(stats: DatasetStats) -> list[Table]:
+    """Overview, distributions, events/ratings and field coverage as separate tables."""
+    overview = Table(title=f"dataset {stats.name!r}", show_header=False)
+    overview.add_column("what")
+    overview.add_column("value", justify="right")
+    for label, value in [
+        ("interactions", f"{stats.interactions:,}"),
+        ("users", f"{stats.users:,}"),
+        ("items", f"{stats.items:,}"),
+        ("density", f"{stats.density:.4%}"),
+        ("time span", f"{_date(stats.first_time)} .. {_date(stats.last_time)}"),
+        ("items without interactions", f"{stats.cold_items:,}"),
+        ("events on top 10 % of items", f"{stats.top10_share:.1%}"),
+        ("popularity Gini", f"{stats.gini:.3f}"),
+    ]:
+        overview.add_row(label, value)
+
+    spread = Table(title="distributions")
+    spread.add_column("")
+    for name in ("mean", "min", "p25", "median", "p75", "p90", "max"):
+        spread.add_column(name, justify="right")
+    for label, dist in (("events per user", stats.user_lengths), ("events per item", stats.item_popularity)):
+        spread.add_row(label, f"{dist.mean:.1f}", *(f"{v:g}" for v in dist.quantiles.values()))
+
+    kinds = Table(title="events and ratings")
+    kinds.add_column("kind")
+    kinds.add_column("count", justify="right")
+    for name, count in stats.events.items():
+        kinds.add_row(name, f"{count:,}")
+    for value, count in stats.ratings.items():
+        kinds.add_row(f"rating {value}", f"{count:,}")
+
+    coverage = Table(title="item text and media coverage")
+    coverage.add_column("field")
+    coverage.add_column("share of items", justify="right")
+    for name, share in stats.coverage.items():
+        coverage.add_row(name, f"{share:.1%}")
+    return [overview, spread, kinds, coverage]
+
+
+def split_table(split: Split) -> Table:
+    table = Table(title=f"split: {split.protocol}")
+    table.add_column("part")
+    table.add_column("events", justify="right")
+    table.add_column("users", justify="right")
+    sizes = split.sizes()
+    for part, events, users in (("train", "train_events", "train_users"), ("validation targets", "valid_targets",
+                                "valid_users"), ("test targets", "test_targets", "test_users")):
+        table.add_row(part, f"{sizes[events]:,}", f"{sizes[users]:,}")
+    return table

@@ -1,0 +1,222 @@
+"""Ingestion: formats, column mapping, time parsing, dedupe, k-core, and every kind of bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facetrec.data.ingest import IngestOptions, InteractionColumns, ItemColumns, build_dataset, load_files
+from facetrec.errors import DataError, DataWarning
+from facetrec.types import Event
+
+EVENTS = """user,item,ts,kind,stars,text
+u1,a,2024-01-01T00:00:00Z,view,,
+u1,b,2024-01-02T00:00:00Z,rate,5,loved it
+u2,a,2024-01-03T10:00:00+02:00,purchase,,
+u1,a,2024-01-04T00:00:00Z,click,,
+u2,c,2024-01-01T00:00:00Z,rate,1,never again
+"""
+ITEMS = """id,name,genres,price,released
+a,Alpha,Action|Drama,9.5,2020-05-01
+b,Beta,,,
+c,Gamma,Comedy,3,1999-12-31
+"""
+COLUMNS = InteractionColumns(user="user", item="item", timestamp="ts", event="kind", rating="stars", review="text")
+ITEM_COLUMNS = ItemColumns(item="id", title="name", categories="genres", price="price", created_at="released")
+
+
+def write(path: Path, text: str) -> Path:
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_csv_with_mapping_builds_sorted_interactions_and_aligned_catalogue(tmp_path):
+    data = load_files(write(tmp_path / "e.csv", EVENTS), write(tmp_path / "i.csv", ITEMS), columns=COLUMNS,
+                      item_columns=ITEM_COLUMNS)
+    i, c = data.interactions, data.catalog
+    assert list(i.users.ids) == ["u1", "u2"]
+    assert list(c.items.ids) == ["a", "b", "c"]
+    # user u1 in time order, then u2 in time order (u2's c event is earliest)
+    assert list(i.items.ids[i.item_idx]) == ["a", "b", "a", "c", "a"]
+    assert i.timestamp[2] == pd.Timestamp("2024-01-04", tz="UTC").timestamp()
+    assert i.timestamp[4] == pd.Timestamp("2024-01-03T08:00:00Z").timestamp()  # +02:00 converted to UTC
+    assert list(i.event) == [Event.VIEW, Event.RATE, Event.CLICK, Event.RATE, Event.PURCHASE]
+    np.testing.assert_array_equal(i.rating, [np.nan, 5, np.nan, 1, np.nan])
+    assert list(i.review) == [None, "loved it", None, "never again", None]
+    assert c.text["title"].tolist() == ["Alpha", "Beta", "Gamma"]
+    assert c.categories.tolist() == [("Action", "Drama"), (), ("Comedy",)]
+    np.testing.assert_array_equal(c.numeric["price"], [9.5, np.nan, 3.0])
+    assert c.created_at[0] == pd.Timestamp("2020-05-01", tz="UTC").timestamp()
+    assert np.isnan(c.created_at[1])
+    assert data.notes == ()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz", "parquet", "tsv", "csv.gz"])
+def test_every_format_reads_the_same(tmp_path, suffix):
+    frame = pd.read_csv(pd.io.common.StringIO(EVENTS), dtype=str)
+    path = tmp_path / f"events.{suffix}"
+    if suffix.startswith("jsonl"):
+        lines = "\n".join(json.dumps({k: v for k, v in row.items() if isinstance(v, str)}) for row in
+                          frame.to_dict("records"))
+        write(path, lines + "\n")
+    elif suffix == "parquet":
+        frame.to_parquet(path)
+    elif suffix == "tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    else:
+        write(path, EVENTS)
+    data = load_files(path, columns=COLUMNS).interactions
+    assert len(data) == 5
+    assert list(data.items.ids[data.item_idx]) == ["a", "b", "a", "c", "a"]
+    assert np.nansum(data.rating) == 6
+
+
+def test_epoch_milliseconds_are_detected_and_seconds_kept(tmp_path):
+    csv = "user_id,item_id,timestamp\nu,a,1700000000000\nu,b,1700000001000\n"
+    data = load_files(write(tmp_path / "ms.csv", csv)).interactions
+    assert data.timestamp.tolist() == [1_700_000_000, 1_700_000_001]
+    seconds = load_files(write(tmp_path / "s.csv", csv.replace("000,", ",").replace("000\n", "\n"))).interactions
+    assert seconds.timestamp.tolist() == [1_700_000_000, 1_700_000_001]
+
+
+def test_ties_keep_file_order(tmp_path):
+    csv = "user_id,item_id,timestamp\nu,z,5\nu,y,5\nu,x,5\nu,w,1\n"
+    data = load_files(write(tmp_path / "t.csv", csv)).interactions
+    assert list(data.items.ids[data.item_idx]) == ["w", "z", "y", "x"]
+
+
+def test_exact_duplicates_are_dropped_and_reported(tmp_path):
+    csv = "user_id,item_id,timestamp\nu,a,1\nu,a,1\nu,a,2\nv,a,1\n"
+    data = load_files(write(tmp_path / "d.csv", csv))
+    assert len(data.interactions) == 3
+    assert any("dropped 1 exact duplicate" in n for n in data.notes)
+
+
+def test_k_core_filters_iteratively_and_reports(tmp_path):
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},i{i},{u * 10 + i}" for u in range(4) for i in range(4)]  # dense 4x4 block
+    rows += ["lonely,i0,1", "lonely,rare,2", "u0,rare,3"]  # 'rare' has 2 events, 'lonely' 2
+    data = load_files(write(tmp_path / "k.csv", "\n".join(rows) + "\n"),
+                      options=IngestOptions(min_user_interactions=3, min_item_interactions=3))
+    assert sorted(data.interactions.users.ids) == ["u0", "u1", "u2", "u3"]
+    assert sorted(data.interactions.items.ids) == ["i0", "i1", "i2", "i3"]
+    assert len(data.interactions) == 16
+    assert any("k-core" in n and "dropped 3 interactions" in n for n in data.notes)
+
+
+def test_no_timestamp_uses_file_order_and_says_so(tmp_path):
+    data = load_files(write(tmp_path / "n.csv", "user_id,item_id\nu,b\nu,a\n"))
+    assert list(data.interactions.items.ids[data.interactions.item_idx]) == ["b", "a"]
+    assert any("file order" in n for n in data.notes)
+
+
+def test_event_map_translates_raw_values(tmp_path):
+    csv = "user_id,item_id,timestamp,e\nu,a,1,1\nu,b,2,0\n"
+    data = load_files(write(tmp_path / "m.csv", csv), columns=InteractionColumns(event="e"),
+                      options=IngestOptions(event_map={"1": "click", "0": "view"}))
+    assert list(data.interactions.event) == [Event.CLICK, Event.VIEW]
+
+
+def test_ids_are_strings_and_leading_zeros_survive(tmp_path):
+    data = load_files(write(tmp_path / "z.csv", "user_id,item_id,timestamp\n007,01,1\n7,1,2\n"))
+    assert list(data.interactions.users.ids) == ["007", "7"]
+    assert list(data.interactions.items.ids) == ["01", "1"]
+
+
+# ---- bad input: each error names the problem, the column and the row -------------------------
+
+@pytest.mark.parametrize(
+    ("csv", "columns", "options", "expected"),
+    [
+        ("usr,item_id,timestamp\nu,a,1\n", InteractionColumns(), IngestOptions(),
+         ["missing column 'user_id'", "field 'user'", "usr", "--map user=COLUMN"]),
+        ("user_id,item_id,timestamp\nu,a,1\nu,b,yesterday\n", InteractionColumns(), IngestOptions(),
+         ["column 'timestamp'", "1 unparseable timestamps", "row 2", "'yesterday'"]),
+        ("user_id,item_id,timestamp\nu,a,1\n,b,2\nu,c,3\n", InteractionColumns(), IngestOptions(),
+         ["column 'user_id'", "1 empty or missing ids", "row 2"]),
+        ("user_id,item_id,timestamp\nu,a,1\nu,NaN,2\n", InteractionColumns(), IngestOptions(),
+         ["column 'item_id'", "empty or missing ids", "row 2"]),
+        ("user_id,item_id,timestamp,r\nu,a,1,4\nu,b,2,7\nu,c,3,0\n", InteractionColumns(rating="r"),
+         IngestOptions(rating_range=(1, 5)), ["column 'r'", "2 ratings outside the declared range [1, 5]",
+                                             "row 2: 7"]),
+        ("user_id,item_id,timestamp,r\nu,a,1,five\n", InteractionColumns(rating="r"), IngestOptions(),
+         ["column 'r'", "not finite numbers", "row 1: 'five'"]),
+        ("user_id,item_id,timestamp,e\nu,a,1,like\n", InteractionColumns(event="e"), IngestOptions(),
+         ["column 'e'", "unknown event types", "'like'", "click, view"]),
+        ("user_id,item_id,timestamp\nu,a,\n", InteractionColumns(), IngestOptions(),
+         ["column 'timestamp'", "empty timestamps", "row 1"]),
+        ("user_id,item_id,rated_at\nu,a,1\n", InteractionColumns(timestamp="when"), IngestOptions(),
+         ["missing column 'when'", "field 'timestamp'"]),
+    ],
+)
+def test_bad_input_gets_a_clear_data_error(tmp_path, csv, columns, options, expected):
+    path = write(tmp_path / "bad.csv", csv)
+    with pytest.raises(DataError) as info:
+        load_files(path, columns=columns, options=options)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_empty_file_and_header_only_file(tmp_path):
+    with pytest.raises(DataError, match="the file is empty"):
+        load_files(write(tmp_path / "empty.csv", ""))
+    with pytest.raises(DataError, match="header but no data rows"):
+        load_files(write(tmp_path / "header.csv", "user_id,item_id,timestamp\n"))
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_files(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="cannot tell the format"):
+        load_files(write(tmp_path / "data.xlsx", "x"))
+
+
+def test_malformed_jsonl_is_a_data_error(tmp_path):
+    path = write(tmp_path / "broken.jsonl", '{"user_id": "u", "item_id": "a", "timestamp": 1}\n{"user_id": \n')
+    with pytest.raises(DataError, match=r"broken.jsonl: could not be read as jsonl"):
+        load_files(path)
+
+
+def test_catalogue_missing_items_warns_counts_and_keeps_interactions(tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\nu,ghost,2\nv,ghost2,3\n")
+    items = write(tmp_path / "i.csv", "item_id,title\na,Alpha\nunused,Never seen\n")
+    with pytest.warns(DataWarning, match="2 items in the interactions are missing from the catalogue"):
+        data = load_files(events, items, item_columns=ItemColumns(title="title"))
+    assert len(data.interactions) == 3
+    assert list(data.catalog.items.ids) == ["a", "unused", "ghost", "ghost2"]
+    assert data.catalog.text["title"].tolist() == ["Alpha", "Never seen", "", ""]
+    assert any("missing from the catalogue" in n for n in data.notes)
+
+
+def test_repeated_catalogue_rows_keep_the_first_and_are_reported(tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\n")
+    items = write(tmp_path / "i.csv", "item_id,title\na,First\na,Second\n")
+    data = load_files(events, items, item_columns=ItemColumns(title="title"))
+    assert data.catalog.text["title"].tolist() == ["First"]
+    assert any("1 repeated catalogue rows" in n for n in data.notes)
+
+
+def test_build_dataset_from_frames_matches_files(tmp_path):
+    frame = pd.DataFrame({"user_id": [1, 2, 1], "item_id": [10, 10, 11], "timestamp": [3, 2, 1]})
+    data = build_dataset(frame, name="frames")
+    assert list(data.interactions.users.ids) == ["1", "2"]
+    assert list(data.interactions.items.ids[data.interactions.item_idx]) == ["11", "10", "10"]
+
+
+def test_invalid_options_are_rejected():
+    with pytest.raises(DataError, match="timestamp_unit"):
+        IngestOptions(timestamp_unit="minutes")
+    with pytest.raises(DataError, match="rating_range"):
+        IngestOptions(rating_range=(5, 1))
+    with pytest.raises(DataError, match="unknown event type 'like'"):
+        IngestOptions(event_map={"1": "like"})
