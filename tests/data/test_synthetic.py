@@ -20,7 +20,7 @@ from facetrec.data.synthetic import (
 from facetrec.errors import ConfigError
 from facetrec.types import Event
 
-CONFIG = SynthConfig(n_users=500, n_items=400, seed=3)
+CONFIG = SynthConfig(n_users=500, n_items=400, review_share=0.5, seed=3)
 DAY = 86_400
 
 
@@ -138,7 +138,7 @@ def test_review_wording_agrees_with_rating(data: SyntheticData) -> None:
     inter = data.dataset.interactions
     reviewed = inter.event == Event.REVIEW
     by_stars = {s: inter.review[reviewed & (inter.rating == s)] for s in (1, 3, 5)}
-    assert all(len(texts) >= 3 for texts in by_stars.values())
+    assert all(len(texts) >= 5 for texts in by_stars.values())
 
     def has(texts: np.ndarray, phrases: tuple[str, ...]) -> np.ndarray:
         return np.array([any(p in t for p in phrases) for t in texts])

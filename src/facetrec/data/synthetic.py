@@ -330,7 +330,7 @@ def generate(config: SynthConfig | None = None) -> SyntheticData:
     new = rng.choice(new, size=min(len(new), round(cfg.new_item_share * n_items)), replace=False)
     created[new] = start + rng.uniform(0.55, 0.9, len(new)) * span_s
     created = np.floor(created)
-    quality = rng.normal(0.0, 0.5, n_items)
+    quality = rng.normal(0.0, 0.7, n_items)
     cum = np.cumsum(1.0 / (rank[by_topic] + 1.0) ** _ZIPF)
     before = np.concatenate([[0.0], cum])[first]
     total = np.concatenate([before[1:], [cum[-1]]]) - before
@@ -374,8 +374,8 @@ def generate(config: SynthConfig | None = None) -> SyntheticData:
     event = _KINDS[rng.choice(len(_KINDS), size=len(user), p=_KIND_P)]
     rated = np.flatnonzero(event == Event.RATE)
     in_interest = ((chosen[user[rated]] == item_topic[item[rated], None]) & held[user[rated]]).any(1)
-    stars = np.clip(np.rint(3.3 + quality[item[rated]] + np.where(in_interest, 0.6, -0.9)
-                            + rng.normal(0.0, 0.7, len(rated))), 1, 5)  # fmt: skip
+    stars = np.clip(np.rint(3.6 + quality[item[rated]] + np.where(in_interest, 0.5, -1.4)
+                            + rng.normal(0.0, 1.0, len(rated))), 1, 5)  # fmt: skip
     rating = np.full(len(user), np.nan, np.float32)
     rating[rated] = stars
     reviewed = rated[rng.random(len(rated)) < cfg.review_share]
