@@ -23,8 +23,9 @@ class Outer:
 
 
 def test_values_are_converted_and_round_trip():
-    config = from_dict(Outer, {"rate": 1, "shape": [2, 3], "pair": [1, 5], "inner": {"size": 4},
-                               "labels": {"1": "click"}})
+    config = from_dict(
+        Outer, {"rate": 1, "shape": [2, 3], "pair": [1, 5], "inner": {"size": 4}, "labels": {"1": "click"}}
+    )
     assert config == Outer(rate=1.0, shape=(2, 3), pair=(1.0, 5.0), inner=Inner(4), labels={"1": "click"})
     assert from_dict(Outer, to_dict(config)) == config
 
@@ -59,8 +60,10 @@ def test_component_validation_errors_become_config_errors():
 
 def test_import_config_from_toml(tmp_path):
     path = tmp_path / "import.toml"
-    path.write_text('[columns]\nuser = "uid"\nrating = "stars"\n[item_columns]\ntitle = "name"\ntext = ["blurb"]\n'
-                    '[options]\nrating_range = [1, 5]\n')
+    path.write_text(
+        '[columns]\nuser = "uid"\nrating = "stars"\n[item_columns]\ntitle = "name"\ntext = ["blurb"]\n'
+        "[options]\nrating_range = [1, 5]\n"
+    )
     table = load_toml(path)
     assert from_dict(InteractionColumns, table["columns"]) == InteractionColumns(user="uid", rating="stars")
     assert from_dict(ItemColumns, table["item_columns"]).text == ("blurb",)

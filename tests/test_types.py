@@ -10,8 +10,13 @@ ITEMS = Vocabulary(["a", "b", "c"], "item")
 
 
 def make(**overrides):
-    values = {"user_idx": [1, 0, 1, 0], "item_idx": [0, 1, 2, 0], "timestamp": [5, 2, 3, 9], "users": USERS,
-              "items": ITEMS}
+    values = {
+        "user_idx": [1, 0, 1, 0],
+        "item_idx": [0, 1, 2, 0],
+        "timestamp": [5, 2, 3, 9],
+        "users": USERS,
+        "items": ITEMS,
+    }
     return Interactions(**{**values, **overrides})
 
 

@@ -15,8 +15,12 @@ from rich.console import Console
 from facetrec import __version__
 from facetrec.errors import FacetrecError
 
-app = typer.Typer(help="facetrec: multi-interest recommendation with pretrained language models.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="facetrec: multi-interest recommendation with pretrained language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(help="Get, import, synthesise, split and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
@@ -46,16 +50,19 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 @data_app.command("fetch")
 def data_fetch(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. ml-100k (see `facetrec data sources`).")],
-    cache: Annotated[Path | None, typer.Option(help="Download folder [default: $FACETREC_CACHE_DIR or "
-                                                    "~/.cache/facetrec].")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Download folder [default: $FACETREC_CACHE_DIR or ~/.cache/facetrec].")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Download again even if a verified copy exists.")] = False,
 ) -> None:
     """Download a public dataset and verify its checksum."""
     from facetrec.data.sources.fetch import fetch
 
     path = fetch(name, cache or _cache_dir(), force=force)
-    console.print(f"[green]✓[/green] {name} is in {path}\nimport it with: facetrec data import {name} --path {path} "
-                  f"--out data/{name}")
+    console.print(
+        f"[green]✓[/green] {name} is in {path}\nimport it with: facetrec data import {name} --path {path} "
+        f"--out data/{name}"
+    )
 
 
 @data_app.command("sources")
@@ -76,18 +83,26 @@ def data_sources() -> None:
 @data_app.command("import")
 def data_import(
     out: Annotated[Path, typer.Option(help="Dataset directory to write (Parquet + manifest.json).")],
-    source: Annotated[str | None, typer.Argument(help="A public source name (see `facetrec data sources`); "
-                                                       "omit it to import your own files.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(help="A public source name (see `facetrec data sources`); omit it to import your own files."),
+    ] = None,
     path: Annotated[Path | None, typer.Option(help="Local folder holding the source's raw files.")] = None,
-    interactions: Annotated[Path | None, typer.Option(help="Your interactions file (CSV/TSV/Parquet/JSONL, .gz ok).")]
-    = None,
+    interactions: Annotated[
+        Path | None, typer.Option(help="Your interactions file (CSV/TSV/Parquet/JSONL, .gz ok).")
+    ] = None,
     items: Annotated[Path | None, typer.Option(help="Your item catalogue file.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with [columns], [item_columns] and [options] "
-                                                     "tables (see docs/data.md).")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Interaction column mapping FIELD=COLUMN, "
-                                                               "e.g. --map user=userId (repeatable).")] = None,
-    item_map: Annotated[list[str] | None, typer.Option("--item-map", help="Catalogue mapping FIELD=COLUMN, "
-                                                                        "e.g. --item-map title=name.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML file with [columns], [item_columns] and [options] tables (see docs/data.md)."),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Interaction column mapping FIELD=COLUMN, e.g. --map user=userId (repeatable)."),
+    ] = None,
+    item_map: Annotated[
+        list[str] | None, typer.Option("--item-map", help="Catalogue mapping FIELD=COLUMN, e.g. --item-map title=name.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name [default: the source or file name].")] = None,
     min_user: Annotated[int, typer.Option(help="k-core: keep users with at least this many events.")] = 0,
     min_item: Annotated[int, typer.Option(help="k-core: keep items with at least this many events.")] = 0,
@@ -100,8 +115,9 @@ def data_import(
     kcore = {"min_user_interactions": min_user, "min_item_interactions": min_item}
     if source is not None:
         if path is None:
-            raise typer.BadParameter("give the folder holding the raw files (or run `facetrec data fetch` first)",
-                                     param_hint="--path")
+            raise typer.BadParameter(
+                "give the folder holding the raw files (or run `facetrec data fetch` first)", param_hint="--path"
+            )
         with _stage(f"reading {source} from {path}"):
             dataset = load_source(source, path, **{k: v for k, v in kcore.items() if v})
     else:
@@ -109,21 +125,26 @@ def data_import(
             raise typer.BadParameter("name a public source or give --interactions FILE", param_hint="--interactions")
         table = load_toml(config) if config else {}
         columns = from_dict(InteractionColumns, {**table.get("columns", {}), **_pairs(map_, "--map")}, "columns")
-        item_columns = from_dict(ItemColumns, {**table.get("item_columns", {}), **_pairs(item_map, "--item-map")},
-                                 "item_columns")
-        options = from_dict(IngestOptions, {**table.get("options", {}), **{k: v for k, v in kcore.items() if v}},
-                            "options")
+        item_columns = from_dict(
+            ItemColumns, {**table.get("item_columns", {}), **_pairs(item_map, "--item-map")}, "item_columns"
+        )
+        options = from_dict(
+            IngestOptions, {**table.get("options", {}), **{k: v for k, v in kcore.items() if v}}, "options"
+        )
         with _stage(f"reading {interactions}" + (f" and {items}" if items else "")):
-            dataset = load_files(interactions, items, name=name, columns=columns, item_columns=item_columns,
-                                 options=options)
+            dataset = load_files(
+                interactions, items, name=name, columns=columns, item_columns=item_columns, options=options
+            )
     if name:
         dataset = type(dataset)(name, dataset.interactions, dataset.catalog, dataset.notes, dataset.extras)
     with _stage(f"writing {out}"):
         dataset.save(out)
     _print_notes(dataset.notes)
     i = dataset.interactions
-    console.print(f"imported [bold]{dataset.name}[/bold]: {len(i):,} interactions, {i.n_users:,} users, "
-                  f"{i.n_items:,} items -> {out}")
+    console.print(
+        f"imported [bold]{dataset.name}[/bold]: {len(i):,} interactions, {i.n_users:,} users, "
+        f"{i.n_items:,} items -> {out}"
+    )
 
 
 @data_app.command("inspect")
@@ -187,7 +208,7 @@ def demo(
     run_demo(console, out, users=users, items=items, seed=seed)
 
 
-def _stage(message: str):  # noqa: ANN202 - a context manager from console.stage
+def _stage(message: str):
     from facetrec.console import stage
 
     return stage(console, message)

@@ -52,6 +52,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
 
 def to_dict(config: Any) -> dict[str, Any]:
     """The JSON/TOML-able form of a config dataclass (tuples become lists)."""
+
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}

@@ -73,7 +73,10 @@ def split_table(split: Split) -> Table:
     table.add_column("events", justify="right")
     table.add_column("users", justify="right")
     sizes = split.sizes()
-    for part, events, users in (("train", "train_events", "train_users"), ("validation targets", "valid_targets",
-                                "valid_users"), ("test targets", "test_targets", "test_users")):
+    for part, events, users in (
+        ("train", "train_events", "train_users"),
+        ("validation targets", "valid_targets", "valid_users"),
+        ("test targets", "test_targets", "test_users"),
+    ):
         table.add_row(part, f"{sizes[events]:,}", f"{sizes[users]:,}")
     return table

@@ -38,8 +38,9 @@ def run_demo(console: Console, out: Path, *, users: int, items: int, seed: int) 
     for split in splits:
         console.print(split_table(split))
     console.print(_user_table(synthetic, dataset))
-    console.print(f"\n[bold]done.[/bold] dataset in {directory}; inspect it again with "
-                  f"`facetrec data inspect {directory}`")
+    console.print(
+        f"\n[bold]done.[/bold] dataset in {directory}; inspect it again with `facetrec data inspect {directory}`"
+    )
 
 
 def _user_table(synthetic: SyntheticData, dataset: Dataset) -> Table:

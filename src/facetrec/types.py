@@ -60,8 +60,7 @@ def _check_range(name: str, idx: np.ndarray, size: int, vocab: str) -> None:
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = int(np.flatnonzero((idx < 0) | (idx >= size))[0])
         raise DataError(
-            f"{name}: value {int(idx[bad])} at position {bad} is outside the {vocab} vocabulary "
-            f"(0..{size - 1})"
+            f"{name}: value {int(idx[bad])} at position {bad} is outside the {vocab} vocabulary (0..{size - 1})"
         )
 
 
@@ -188,7 +187,11 @@ class ItemCatalog:
         for name in ("image", "audio"):
             value = getattr(self, name)
             put(self, name, _array(f"ItemCatalog.{name}", [None] * n if value is None else value, object, n))
-        put(self, "numeric", {k: _array(f"ItemCatalog.numeric[{k!r}]", v, np.float64, n) for k, v in self.numeric.items()})
+        put(
+            self,
+            "numeric",
+            {k: _array(f"ItemCatalog.numeric[{k!r}]", v, np.float64, n) for k, v in self.numeric.items()},
+        )
         created = np.full(n, np.nan) if self.created_at is None else self.created_at
         put(self, "created_at", _array("ItemCatalog.created_at", created, np.float64, n))
 
@@ -247,7 +250,9 @@ class ItemList:
         object.__setattr__(self, "ids", _array("ItemList.ids", self.ids, object, n))
         object.__setattr__(self, "scores", _array("ItemList.scores", self.scores, np.float32, n))
         object.__setattr__(
-            self, "fields", {k: _array(f"ItemList.fields[{k!r}]", v, np.asarray(v).dtype, n) for k, v in self.fields.items()}
+            self,
+            "fields",
+            {k: _array(f"ItemList.fields[{k!r}]", v, np.asarray(v).dtype, n) for k, v in self.fields.items()},
         )
         if len(np.unique(self.idx)) != n:
             raise DataError("ItemList.idx: an item appears more than once")

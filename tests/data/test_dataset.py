@@ -12,15 +12,18 @@ from facetrec.errors import DataError
 @pytest.fixture
 def dataset(tmp_path):
     (tmp_path / "e.csv").write_text(
-        "user,item,ts,stars,text\nu1,a,1,5,great\nu1,b,2,,\nu2,a,3,2,meh\nu2,a,3,2,meh\nu3,c,4,4,\n")
-    (tmp_path / "i.csv").write_text("id,name,tags,img,price,year\na,Alpha,x|y,a.png,1.5,2001-01-01\n"
-                                    "b,Beta,,,,\nc,Gamma,z,,2,\nd,Delta,,,,\n")
-    return load_files(tmp_path / "e.csv", tmp_path / "i.csv",
-                      columns=InteractionColumns(user="user", item="item", timestamp="ts", rating="stars",
-                                                 review="text"),
-                      item_columns=ItemColumns(item="id", title="name", tags="tags", image="img", price="price",
-                                               created_at="year"),
-                      options=IngestOptions(rating_range=(1, 5)))
+        "user,item,ts,stars,text\nu1,a,1,5,great\nu1,b,2,,\nu2,a,3,2,meh\nu2,a,3,2,meh\nu3,c,4,4,\n"
+    )
+    (tmp_path / "i.csv").write_text(
+        "id,name,tags,img,price,year\na,Alpha,x|y,a.png,1.5,2001-01-01\nb,Beta,,,,\nc,Gamma,z,,2,\nd,Delta,,,,\n"
+    )
+    return load_files(
+        tmp_path / "e.csv",
+        tmp_path / "i.csv",
+        columns=InteractionColumns(user="user", item="item", timestamp="ts", rating="stars", review="text"),
+        item_columns=ItemColumns(item="id", title="name", tags="tags", image="img", price="price", created_at="year"),
+        options=IngestOptions(rating_range=(1, 5)),
+    )
 
 
 def test_save_load_round_trip_is_exact(dataset, tmp_path):

@@ -39,8 +39,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_csv_with_mapping_builds_sorted_interactions_and_aligned_catalogue(tmp_path):
-    data = load_files(write(tmp_path / "e.csv", EVENTS), write(tmp_path / "i.csv", ITEMS), columns=COLUMNS,
-                      item_columns=ITEM_COLUMNS)
+    data = load_files(
+        write(tmp_path / "e.csv", EVENTS), write(tmp_path / "i.csv", ITEMS), columns=COLUMNS, item_columns=ITEM_COLUMNS
+    )
     i, c = data.interactions, data.catalog
     assert list(i.users.ids) == ["u1", "u2"]
     assert list(c.items.ids) == ["a", "b", "c"]
@@ -64,8 +65,9 @@ def test_every_format_reads_the_same(tmp_path, suffix):
     frame = pd.read_csv(pd.io.common.StringIO(EVENTS), dtype=str)
     path = tmp_path / f"events.{suffix}"
     if suffix.startswith("jsonl"):
-        lines = "\n".join(json.dumps({k: v for k, v in row.items() if isinstance(v, str)}) for row in
-                          frame.to_dict("records"))
+        lines = "\n".join(
+            json.dumps({k: v for k, v in row.items() if isinstance(v, str)}) for row in frame.to_dict("records")
+        )
         write(path, lines + "\n")
     elif suffix == "parquet":
         frame.to_parquet(path)
@@ -104,8 +106,10 @@ def test_k_core_filters_iteratively_and_reports(tmp_path):
     rows = ["user_id,item_id,timestamp"]
     rows += [f"u{u},i{i},{u * 10 + i}" for u in range(4) for i in range(4)]  # dense 4x4 block
     rows += ["lonely,i0,1", "lonely,rare,2", "u0,rare,3"]  # 'rare' has 2 events, 'lonely' 2
-    data = load_files(write(tmp_path / "k.csv", "\n".join(rows) + "\n"),
-                      options=IngestOptions(min_user_interactions=3, min_item_interactions=3))
+    data = load_files(
+        write(tmp_path / "k.csv", "\n".join(rows) + "\n"),
+        options=IngestOptions(min_user_interactions=3, min_item_interactions=3),
+    )
     assert sorted(data.interactions.users.ids) == ["u0", "u1", "u2", "u3"]
     assert sorted(data.interactions.items.ids) == ["i0", "i1", "i2", "i3"]
     assert len(data.interactions) == 16
@@ -120,8 +124,11 @@ def test_no_timestamp_uses_file_order_and_says_so(tmp_path):
 
 def test_event_map_translates_raw_values(tmp_path):
     csv = "user_id,item_id,timestamp,e\nu,a,1,1\nu,b,2,0\n"
-    data = load_files(write(tmp_path / "m.csv", csv), columns=InteractionColumns(event="e"),
-                      options=IngestOptions(event_map={"1": "click", "0": "view"}))
+    data = load_files(
+        write(tmp_path / "m.csv", csv),
+        columns=InteractionColumns(event="e"),
+        options=IngestOptions(event_map={"1": "click", "0": "view"}),
+    )
     assert list(data.interactions.event) == [Event.CLICK, Event.VIEW]
 
 
@@ -133,28 +140,64 @@ def test_ids_are_strings_and_leading_zeros_survive(tmp_path):
 
 # ---- bad input: each error names the problem, the column and the row -------------------------
 
+
 @pytest.mark.parametrize(
     ("csv", "columns", "options", "expected"),
     [
-        ("usr,item_id,timestamp\nu,a,1\n", InteractionColumns(), IngestOptions(),
-         ["missing column 'user_id'", "field 'user'", "usr", "--map user=COLUMN"]),
-        ("user_id,item_id,timestamp\nu,a,1\nu,b,yesterday\n", InteractionColumns(), IngestOptions(),
-         ["column 'timestamp'", "1 unparseable timestamps", "row 2", "'yesterday'"]),
-        ("user_id,item_id,timestamp\nu,a,1\n,b,2\nu,c,3\n", InteractionColumns(), IngestOptions(),
-         ["column 'user_id'", "1 empty or missing ids", "row 2"]),
-        ("user_id,item_id,timestamp\nu,a,1\nu,NaN,2\n", InteractionColumns(), IngestOptions(),
-         ["column 'item_id'", "empty or missing ids", "row 2"]),
-        ("user_id,item_id,timestamp,r\nu,a,1,4\nu,b,2,7\nu,c,3,0\n", InteractionColumns(rating="r"),
-         IngestOptions(rating_range=(1, 5)), ["column 'r'", "2 ratings outside the declared range [1, 5]",
-                                             "row 2: 7"]),
-        ("user_id,item_id,timestamp,r\nu,a,1,five\n", InteractionColumns(rating="r"), IngestOptions(),
-         ["column 'r'", "not finite numbers", "row 1: 'five'"]),
-        ("user_id,item_id,timestamp,e\nu,a,1,like\n", InteractionColumns(event="e"), IngestOptions(),
-         ["column 'e'", "unknown event types", "'like'", "click, view"]),
-        ("user_id,item_id,timestamp\nu,a,\n", InteractionColumns(), IngestOptions(),
-         ["column 'timestamp'", "empty timestamps", "row 1"]),
-        ("user_id,item_id,rated_at\nu,a,1\n", InteractionColumns(timestamp="when"), IngestOptions(),
-         ["missing column 'when'", "field 'timestamp'"]),
+        (
+            "usr,item_id,timestamp\nu,a,1\n",
+            InteractionColumns(),
+            IngestOptions(),
+            ["missing column 'user_id'", "field 'user'", "usr", "--map user=COLUMN"],
+        ),
+        (
+            "user_id,item_id,timestamp\nu,a,1\nu,b,yesterday\n",
+            InteractionColumns(),
+            IngestOptions(),
+            ["column 'timestamp'", "1 unparseable timestamps", "row 2", "'yesterday'"],
+        ),
+        (
+            "user_id,item_id,timestamp\nu,a,1\n,b,2\nu,c,3\n",
+            InteractionColumns(),
+            IngestOptions(),
+            ["column 'user_id'", "1 empty or missing ids", "row 2"],
+        ),
+        (
+            "user_id,item_id,timestamp\nu,a,1\nu,NaN,2\n",
+            InteractionColumns(),
+            IngestOptions(),
+            ["column 'item_id'", "empty or missing ids", "row 2"],
+        ),
+        (
+            "user_id,item_id,timestamp,r\nu,a,1,4\nu,b,2,7\nu,c,3,0\n",
+            InteractionColumns(rating="r"),
+            IngestOptions(rating_range=(1, 5)),
+            ["column 'r'", "2 ratings outside the declared range [1, 5]", "row 2: 7"],
+        ),
+        (
+            "user_id,item_id,timestamp,r\nu,a,1,five\n",
+            InteractionColumns(rating="r"),
+            IngestOptions(),
+            ["column 'r'", "not finite numbers", "row 1: 'five'"],
+        ),
+        (
+            "user_id,item_id,timestamp,e\nu,a,1,like\n",
+            InteractionColumns(event="e"),
+            IngestOptions(),
+            ["column 'e'", "unknown event types", "'like'", "click, view"],
+        ),
+        (
+            "user_id,item_id,timestamp\nu,a,\n",
+            InteractionColumns(),
+            IngestOptions(),
+            ["column 'timestamp'", "empty timestamps", "row 1"],
+        ),
+        (
+            "user_id,item_id,rated_at\nu,a,1\n",
+            InteractionColumns(timestamp="when"),
+            IngestOptions(),
+            ["missing column 'when'", "field 'timestamp'"],
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_data_error(tmp_path, csv, columns, options, expected):

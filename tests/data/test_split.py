@@ -13,8 +13,9 @@ def log(rows):
     """rows: (user, item, time) tuples in file order."""
     users = Vocabulary(dict.fromkeys(r[0] for r in rows), "user")
     items = Vocabulary(dict.fromkeys(r[1] for r in rows), "item")
-    return Interactions(users.lookup([r[0] for r in rows]), items.lookup([r[1] for r in rows]),
-                        [r[2] for r in rows], users, items)
+    return Interactions(
+        users.lookup([r[0] for r in rows]), items.lookup([r[1] for r in rows]), [r[2] for r in rows], users, items
+    )
 
 
 def ids(part: Interactions):
@@ -23,8 +24,11 @@ def ids(part: Interactions):
 
 def random_log(seed=0, n_users=50, n_items=30):
     rng = np.random.default_rng(seed)
-    rows = [(f"u{u}", f"i{rng.integers(n_items)}", int(rng.integers(0, 100)))
-            for u in range(n_users) for _ in range(rng.integers(1, 15))]
+    rows = [
+        (f"u{u}", f"i{rng.integers(n_items)}", int(rng.integers(0, 100)))
+        for u in range(n_users)
+        for _ in range(rng.integers(1, 15))
+    ]
     return log(rows)
 
 

@@ -95,17 +95,23 @@ class Dataset:
                 f"{root}: the Parquet files do not match manifest.json's fingerprint; they were changed "
                 "after import. Re-run `facetrec data import` to rebuild the dataset."
             )
-        users = Vocabulary(pq.read_table(root / "users.parquet").column("user_id").to_numpy(zero_copy_only=False), "user")
+        users = Vocabulary(
+            pq.read_table(root / "users.parquet").column("user_id").to_numpy(zero_copy_only=False), "user"
+        )
         catalog = _catalog_from_table(pq.read_table(root / "items.parquet"))
         interactions = _interactions_from_table(pq.read_table(root / "interactions.parquet"), users, catalog.items)
-        return cls(manifest["name"], interactions, catalog, tuple(manifest.get("notes", ())), manifest.get("extras", {}))
+        return cls(
+            manifest["name"], interactions, catalog, tuple(manifest.get("notes", ())), manifest.get("extras", {})
+        )
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
     """The manifest of a dataset directory, or a DataError saying what is wrong with it."""
     path = root / "manifest.json"
     if not path.is_file():
-        raise DataError(f"{root}: not a facetrec dataset directory (no manifest.json); create one with `facetrec data import`")
+        raise DataError(
+            f"{root}: not a facetrec dataset directory (no manifest.json); create one with `facetrec data import`"
+        )
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -105,17 +105,23 @@ def load_files(
     items: str | Path | None = None,
     *,
     name: str | None = None,
-    columns: InteractionColumns = InteractionColumns(),  # noqa: B008 - frozen, never mutated
-    item_columns: ItemColumns = ItemColumns(),  # noqa: B008
-    options: IngestOptions = IngestOptions(),  # noqa: B008
+    columns: InteractionColumns = InteractionColumns(),
+    item_columns: ItemColumns = ItemColumns(),
+    options: IngestOptions = IngestOptions(),
 ) -> Dataset:
     """Read an interactions file and an optional catalogue file into a :class:`Dataset`."""
     path = Path(interactions)
     frame = read_table(path)
     catalog = read_table(Path(items)) if items is not None else None
     return build_dataset(
-        frame, catalog, name=name or path.name.split(".")[0], columns=columns, item_columns=item_columns,
-        options=options, source=str(path), items_source=str(items),
+        frame,
+        catalog,
+        name=name or path.name.split(".")[0],
+        columns=columns,
+        item_columns=item_columns,
+        options=options,
+        source=str(path),
+        items_source=str(items),
     )
 
 
@@ -124,9 +130,9 @@ def build_dataset(
     items: pd.DataFrame | None = None,
     *,
     name: str,
-    columns: InteractionColumns = InteractionColumns(),  # noqa: B008
-    item_columns: ItemColumns = ItemColumns(),  # noqa: B008
-    options: IngestOptions = IngestOptions(),  # noqa: B008
+    columns: InteractionColumns = InteractionColumns(),
+    item_columns: ItemColumns = ItemColumns(),
+    options: IngestOptions = IngestOptions(),
     source: str = "interactions",
     items_source: str = "items",
     notes: tuple[str, ...] = (),
@@ -215,7 +221,9 @@ def _parse_interactions(
         out["timestamp"] = np.arange(len(frame), dtype=np.int64)
         notes.append(f"{where}: no timestamp column; file order is used as time (row number as timestamp)")
     has_rating = bool(columns.rating)
-    rating = parse.numbers(frame[columns.rating], where, columns.rating) if columns.rating else np.full(len(frame), np.nan)
+    rating = (
+        parse.numbers(frame[columns.rating], where, columns.rating) if columns.rating else np.full(len(frame), np.nan)
+    )
     if options.rating_range is not None:
         low, high = options.rating_range
         bad = (rating < low) | (rating > high)
@@ -227,18 +235,24 @@ def _parse_interactions(
             )
     out["rating"] = rating
     out["event"] = _events(frame, columns, options, where, has_rating)
-    out["weight"] = parse.numbers(frame[columns.weight], where, columns.weight, required=True) if columns.weight else 1.0
+    out["weight"] = (
+        parse.numbers(frame[columns.weight], where, columns.weight, required=True) if columns.weight else 1.0
+    )
     if columns.review:
         out["review"] = parse.optional_text(frame[columns.review])
     if options.dedupe:
         repeated = out.duplicated(["user_id", "item_id", "timestamp", "event"]).to_numpy()
         if repeated.any():
             out = out[~repeated]
-            notes.append(f"{where}: dropped {int(repeated.sum())} exact duplicate interactions (same user, item, time, event)")
+            notes.append(
+                f"{where}: dropped {int(repeated.sum())} exact duplicate interactions (same user, item, time, event)"
+            )
     return out
 
 
-def _events(frame: pd.DataFrame, columns: InteractionColumns, options: IngestOptions, where: str, rated: bool) -> np.ndarray:
+def _events(
+    frame: pd.DataFrame, columns: InteractionColumns, options: IngestOptions, where: str, rated: bool
+) -> np.ndarray:
     if not columns.event:
         name = options.default_event or ("rate" if rated else "click")
         return np.full(len(frame), _event_code(name, "default_event"), dtype=np.int8)
@@ -247,8 +261,14 @@ def _events(frame: pd.DataFrame, columns: InteractionColumns, options: IngestOpt
     codes = pd.Index(Event.names()).get_indexer(mapped)
     bad = codes < 0
     if bad.any():
-        raise parse.failure(where, columns.event, bad, frame[columns.event], "unknown event types",
-                          f"use one of {', '.join(Event.names())} or map values with event_map")
+        raise parse.failure(
+            where,
+            columns.event,
+            bad,
+            frame[columns.event],
+            "unknown event types",
+            f"use one of {', '.join(Event.names())} or map values with event_map",
+        )
     return codes.astype(np.int8)
 
 
@@ -280,15 +300,18 @@ def _parse_catalog(
         if column and column in present:
             out[f"numeric.{field_name}"] = parse.numbers(frame[column], where, column)
     if columns.created_at and columns.created_at in present:
-        stamps = parse.timestamps(frame[columns.created_at], where, columns.created_at, options.timestamp_unit,
-                                  required=False)
+        stamps = parse.timestamps(
+            frame[columns.created_at], where, columns.created_at, options.timestamp_unit, required=False
+        )
         out["created_at"] = np.where(stamps == np.iinfo(np.int64).min, np.nan, stamps.astype(np.float64))
     repeated = out["item_id"].duplicated().to_numpy()
     if repeated.any():
         example = out["item_id"][repeated].iloc[0]
         out = out[~repeated]
-        notes.append(f"{where}: dropped {int(repeated.sum())} repeated catalogue rows (same item id, e.g. "
-                     f"{example!r}); the first row of each item is kept")
+        notes.append(
+            f"{where}: dropped {int(repeated.sum())} repeated catalogue rows (same item id, e.g. "
+            f"{example!r}); the first row of each item is kept"
+        )
     return out
 
 

@@ -40,8 +40,9 @@ def ids(values: pd.Series, where: str, column: str) -> np.ndarray:
     """Ids as an object array of str; any empty id is an error (no row is dropped silently)."""
     absent = missing(values)
     if absent.any():
-        raise failure(where, column, absent, values, "empty or missing ids",
-                    "every row needs an id: fill or remove those rows")
+        raise failure(
+            where, column, absent, values, "empty or missing ids", "every row needs an id: fill or remove those rows"
+        )
     if pd.api.types.is_float_dtype(values.dtype) and (values % 1 == 0).all():
         values = values.astype(np.int64)  # 7.0 from a numeric reader is the id "7", not "7.0"
     return values.astype(str).str.strip().to_numpy(dtype=object)
@@ -79,8 +80,14 @@ def timestamps(values: pd.Series, where: str, column: str, unit: str = "auto", *
     if unit in _PER_SECOND or (unit == "auto" and as_number.sum() * 2 >= (~absent).sum()):
         bad = ~as_number & ~absent
         if bad.any():
-            raise failure(where, column, bad, values, "unparseable timestamps (not epoch numbers)",
-                          "fix them, or use ISO 8601 dates throughout the column")
+            raise failure(
+                where,
+                column,
+                bad,
+                values,
+                "unparseable timestamps (not epoch numbers)",
+                "fix them, or use ISO 8601 dates throughout the column",
+            )
         scale = _PER_SECOND.get(unit) or _auto_scale(numeric[as_number])
         out[as_number] = np.floor(numeric[as_number] / scale).astype(np.int64)
         return out
@@ -91,8 +98,14 @@ def timestamps(values: pd.Series, where: str, column: str, unit: str = "auto", *
         parsed[retry] = pd.to_datetime(text[retry], format="mixed", utc=True, errors="coerce")
     bad = parsed.isna().to_numpy() & ~absent
     if bad.any():
-        raise failure(where, column, bad, values, "unparseable timestamps",
-                    "use epoch seconds/milliseconds or ISO 8601 such as 2024-05-01T12:00:00Z")
+        raise failure(
+            where,
+            column,
+            bad,
+            values,
+            "unparseable timestamps",
+            "use epoch seconds/milliseconds or ISO 8601 such as 2024-05-01T12:00:00Z",
+        )
     seconds = (parsed[~absent].astype("datetime64[ns, UTC]").astype("int64") // 1_000_000_000).to_numpy()
     out[~absent] = seconds
     return out

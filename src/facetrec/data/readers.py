@@ -95,13 +95,21 @@ def read_table(
 def _read_with_pandas(path: Path, sep: str, header: bool, names: list[str] | None, encoding: str) -> pd.DataFrame:
     """Read as text with pandas' C parser; multi-character separators are split per line."""
     if len(sep) == 1:
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, names=names, dtype=str,
-                            keep_default_na=False, encoding=encoding)
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            names=names,
+            dtype=str,
+            keep_default_na=False,
+            encoding=encoding,
+        )
         if frame.empty:
             raise DataError(f"{path}: the file has a header but no data rows")
         return frame
-    lines = pd.read_csv(path, sep="\x01", header=None, names=["line"], dtype=str, encoding=encoding,
-                        quoting=3, keep_default_na=False)["line"]
+    lines = pd.read_csv(
+        path, sep="\x01", header=None, names=["line"], dtype=str, encoding=encoding, quoting=3, keep_default_na=False
+    )["line"]
     if header:
         names = names or str(lines.iloc[0]).split(sep)
         lines = lines.iloc[1:]

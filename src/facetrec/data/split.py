@@ -103,8 +103,13 @@ def user_ratio(data: Interactions, train: float = 0.8, valid: float = 0.1) -> Sp
     )
 
 
-def temporal(data: Interactions, test_start: int | None = None, valid_start: int | None = None,
-             test_share: float = 0.1, valid_share: float = 0.1) -> Split:
+def temporal(
+    data: Interactions,
+    test_start: int | None = None,
+    valid_start: int | None = None,
+    test_share: float = 0.1,
+    valid_share: float = 0.1,
+) -> Split:
     """A global cut in time: events at or after ``test_start`` test, those from ``valid_start``
     up to it validate, earlier ones train. Cut times default to the quantiles of event time
     that leave ``test_share`` and ``valid_share`` of events after them.
@@ -131,8 +136,10 @@ def temporal(data: Interactions, test_start: int | None = None, valid_start: int
     seen = np.zeros(data.n_users, dtype=bool)
     seen[data.user_idx[~in_test]] = True
     new_users = len(np.unique(data.user_idx[in_test & ~seen[data.user_idx]]))
-    notes = (f"temporal split at valid_start={valid_start}, test_start={test_start} (epoch seconds); "
-             f"{new_users} test users have no earlier events",)
+    notes = (
+        f"temporal split at valid_start={valid_start}, test_start={test_start} (epoch seconds); "
+        f"{new_users} test users have no earlier events",
+    )
     return Split(
         "temporal",
         data.take(in_train),
@@ -142,23 +149,26 @@ def temporal(data: Interactions, test_start: int | None = None, valid_start: int
     )
 
 
-def multi_target(data: Interactions, *, test_users: float = 0.1, valid_users: float = 0.1,
-                 history_share: float = 0.8, seed: int = 0) -> Split:
+def multi_target(
+    data: Interactions, *, test_users: float = 0.1, valid_users: float = 0.1, history_share: float = 0.8, seed: int = 0
+) -> Split:
     """Hold out whole users (chosen with ``seed``): the first ``history_share`` of a held-out
     user's sequence is the history, the rest are the targets. Training sees only the other
     users. This is the protocol multi-interest papers (ComiRec, KDD 2020) use.
     """
     if not (0 < test_users < 1 and 0 <= valid_users < 1 and test_users + valid_users < 1 and 0 < history_share < 1):
-        raise DataError("multi_target: need shares in (0, 1) with test_users + valid_users < 1 and 0 < history_share < 1")
+        raise DataError(
+            "multi_target: need shares in (0, 1) with test_users + valid_users < 1 and 0 < history_share < 1"
+        )
     data, position, length = _positions(data)
     counts = np.bincount(data.user_idx, minlength=data.n_users)
     candidates = np.flatnonzero(counts >= 2)
     order = np.random.default_rng(seed).permutation(candidates)
-    n_test = int(round(len(candidates) * test_users))
-    n_valid = int(round(len(candidates) * valid_users))
+    n_test = round(len(candidates) * test_users)
+    n_valid = round(len(candidates) * valid_users)
     role = np.zeros(data.n_users, dtype=np.int8)  # 0 train, 1 valid, 2 test
     role[order[:n_test]] = 2
-    role[order[n_test:n_test + n_valid]] = 1
+    role[order[n_test : n_test + n_valid]] = 1
     n_history = np.clip(np.floor(length * history_share), 1, length - 1)
     is_history = position < n_history
     user_role = role[data.user_idx]
@@ -166,9 +176,11 @@ def multi_target(data: Interactions, *, test_users: float = 0.1, valid_users: fl
     def held_out(r: int) -> EvalSet:
         return EvalSet(data.take((user_role == r) & is_history), data.take((user_role == r) & ~is_history))
 
-    notes = (f"multi-target split (seed {seed}): {n_test} test users, {n_valid} validation users, "
-             f"{len(candidates) - n_test - n_valid} training users; {data.n_users - len(candidates)} users with "
-             "a single event always train",)
+    notes = (
+        f"multi-target split (seed {seed}): {n_test} test users, {n_valid} validation users, "
+        f"{len(candidates) - n_test - n_valid} training users; {data.n_users - len(candidates)} users with "
+        "a single event always train",
+    )
     return Split("multi-target", data.take(user_role == 0), held_out(1), held_out(2), notes)
 
 
