@@ -51,7 +51,7 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 def data_fetch(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. ml-100k (see `facetrec data sources`).")],
     cache: Annotated[
-        Path | None, typer.Option(help="Download folder [default: $FACETREC_CACHE_DIR or ~/.cache/facetrec].")
+        Path | None, typer.Option(help="Download folder (default: $FACETREC_CACHE_DIR or ~/.cache/facetrec).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Download again even if a verified copy exists.")] = False,
 ) -> None:
@@ -94,7 +94,7 @@ def data_import(
     items: Annotated[Path | None, typer.Option(help="Your item catalogue file.")] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML file with [columns], [item_columns] and [options] tables (see docs/data.md)."),
+        typer.Option(help="TOML file with columns, item_columns and options tables (see docs/data.md)."),
     ] = None,
     map_: Annotated[
         list[str] | None,
@@ -103,7 +103,7 @@ def data_import(
     item_map: Annotated[
         list[str] | None, typer.Option("--item-map", help="Catalogue mapping FIELD=COLUMN, e.g. --item-map title=name.")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Dataset name [default: the source or file name].")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the source or file name).")] = None,
     min_user: Annotated[int, typer.Option(help="k-core: keep users with at least this many events.")] = 0,
     min_item: Annotated[int, typer.Option(help="k-core: keep items with at least this many events.")] = 0,
 ) -> None:

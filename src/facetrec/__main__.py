@@ -1,0 +1,5 @@
+"""``python -m facetrec`` runs the command line."""
+
+from facetrec.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""The command line: each command run in-process, plus the installed script for error output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from facetrec.cli import app
+from facetrec.data.dataset import Dataset
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_synth_inspect_split(tmp_path):
+    out = tmp_path / "synth"
+    run("data", "synth", "--out", str(out), "--users", "150", "--items", "90", "--seed", "3")
+    dataset = Dataset.load(out)
+    assert dataset.interactions.n_users == 150 and dataset.interactions.n_items == 90
+    assert (out / "truth_items.parquet").is_file()
+    text = run("data", "inspect", str(out))
+    assert f"{len(dataset.interactions):,}" in text and "events per user" in text and "title" in text
+    text = run("data", "split", str(out), "--protocol", "multi-target")
+    assert "split: multi-target" in text and "test targets" in text
+
+
+def test_import_own_files_with_mapping_and_config(tmp_path):
+    (tmp_path / "events.csv").write_text("uid,iid,when,stars\n1,x,2024-01-01,4\n1,y,2024-01-02,5\n2,x,2024-01-03,1\n")
+    (tmp_path / "items.csv").write_text("iid,name,kind\nx,Ex,a|b\ny,Why,c\n")
+    out = tmp_path / "mine"
+    text = run("data", "import", "--interactions", str(tmp_path / "events.csv"), "--items",
+               str(tmp_path / "items.csv"), "--map", "user=uid", "--map", "item=iid", "--map", "timestamp=when",
+               "--map", "rating=stars", "--item-map", "item=iid", "--item-map", "title=name",
+               "--item-map", "categories=kind", "--out", str(out), "--name", "mine")
+    assert "imported mine: 3 interactions, 2 users, 2 items" in " ".join(text.split())
+    dataset = Dataset.load(out)
+    assert dataset.name == "mine" and dataset.catalog.categories.tolist() == [("a", "b"), ("c",)]
+
+    config = tmp_path / "import.toml"
+    config.write_text('[columns]\nuser = "uid"\nitem = "iid"\ntimestamp = "when"\nrating = "stars"\n'
+                      '[options]\nrating_range = [1, 5]\n')
+    run("data", "import", "--interactions", str(tmp_path / "events.csv"), "--config", str(config),
+        "--out", str(tmp_path / "viaconfig"), "--min-user", "2")
+    assert len(Dataset.load(tmp_path / "viaconfig").interactions) == 2  # user 2 has one event
+
+
+def test_bad_mapping_is_a_usage_error(tmp_path):
+    (tmp_path / "e.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    result = runner.invoke(app, ["data", "import", "--interactions", str(tmp_path / "e.csv"), "--map", "user",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "expected FIELD=COLUMN" in result.output
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    text = run("demo", "--out", str(tmp_path), "--users", "200", "--items", "120")
+    assert "split: loo" in text and "planted interests" in text and "done." in text
+    assert Dataset.load(tmp_path / "synthetic").interactions.n_users == 200
+
+
+def test_script_prints_one_line_errors_not_tracebacks(tmp_path):
+    (tmp_path / "e.csv").write_text("user_id,item_id,timestamp\nu,a,yesterday\nu,b,tomorrow\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "facetrec", "data", "import", "--interactions", str(tmp_path / "e.csv"),
+         "--out", str(tmp_path / "o")], capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stdout and "unparseable timestamps" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_version_and_help():
+    from facetrec import __version__
+
+    assert __version__ in run("--version")
+    assert "import" in run("data", "--help")
+
+
+@pytest.mark.dataset
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("ml-100k", (100_000, 943, 1_682)), ("ml-latest-small", (100_836, 610, 9_742))],
+)
+def test_import_public_movielens_gives_published_counts(shared_dataset, tmp_path, name, expected):
+    path = shared_dataset(name)
+    run("data", "import", name, "--path", str(path), "--out", str(tmp_path / name))
+    data = Dataset.load(tmp_path / name).interactions
+    assert (len(data), data.n_users, data.n_items) == expected
