@@ -13,6 +13,7 @@ from typing import Self, TypeVar
 import numpy as np
 
 from facetrec.component import Component
+from facetrec.data.split import EvalSet
 from facetrec.errors import DataError
 from facetrec.types import Interactions, ItemCatalog
 
@@ -25,8 +26,11 @@ class Scorer(Component[C]):
     n_items_: int
 
     @abstractmethod
-    def fit(self, train: Interactions, catalog: ItemCatalog | None = None) -> Self:
-        """Learn from ``train`` (and item content, for content-aware scorers); returns self."""
+    def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
+        """Learn from ``train`` (and item content, for content-aware scorers); returns self.
+
+        ``valid`` is for early stopping in trained models; scorers without epochs ignore it.
+        """
 
     @abstractmethod
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Self
 
 import numpy as np
 
+from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError
 from facetrec.scoring.base import Scorer
 from facetrec.types import Interactions, ItemCatalog
@@ -35,7 +36,7 @@ class PopularityScorer(Scorer[PopularityConfig]):
 
     popularity_: np.ndarray
 
-    def fit(self, train: Interactions, catalog: ItemCatalog | None = None) -> Self:
+    def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
         keep = np.ones(len(train), dtype=bool)
         if self.config.window_days is not None and len(train):
             keep = train.timestamp >= train.timestamp.max() - self.config.window_days * _DAY
