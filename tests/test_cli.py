@@ -36,26 +36,62 @@ def test_import_own_files_with_mapping_and_config(tmp_path):
     (tmp_path / "events.csv").write_text("uid,iid,when,stars\n1,x,2024-01-01,4\n1,y,2024-01-02,5\n2,x,2024-01-03,1\n")
     (tmp_path / "items.csv").write_text("iid,name,kind\nx,Ex,a|b\ny,Why,c\n")
     out = tmp_path / "mine"
-    text = run("data", "import", "--interactions", str(tmp_path / "events.csv"), "--items",
-               str(tmp_path / "items.csv"), "--map", "user=uid", "--map", "item=iid", "--map", "timestamp=when",
-               "--map", "rating=stars", "--item-map", "item=iid", "--item-map", "title=name",
-               "--item-map", "categories=kind", "--out", str(out), "--name", "mine")
+    text = run(
+        "data",
+        "import",
+        "--interactions",
+        str(tmp_path / "events.csv"),
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--map",
+        "user=uid",
+        "--map",
+        "item=iid",
+        "--map",
+        "timestamp=when",
+        "--map",
+        "rating=stars",
+        "--item-map",
+        "item=iid",
+        "--item-map",
+        "title=name",
+        "--item-map",
+        "categories=kind",
+        "--out",
+        str(out),
+        "--name",
+        "mine",
+    )
     assert "imported mine: 3 interactions, 2 users, 2 items" in " ".join(text.split())
     dataset = Dataset.load(out)
     assert dataset.name == "mine" and dataset.catalog.categories.tolist() == [("a", "b"), ("c",)]
 
     config = tmp_path / "import.toml"
-    config.write_text('[columns]\nuser = "uid"\nitem = "iid"\ntimestamp = "when"\nrating = "stars"\n'
-                      '[options]\nrating_range = [1, 5]\n')
-    run("data", "import", "--interactions", str(tmp_path / "events.csv"), "--config", str(config),
-        "--out", str(tmp_path / "viaconfig"), "--min-user", "2")
+    config.write_text(
+        '[columns]\nuser = "uid"\nitem = "iid"\ntimestamp = "when"\nrating = "stars"\n'
+        "[options]\nrating_range = [1, 5]\n"
+    )
+    run(
+        "data",
+        "import",
+        "--interactions",
+        str(tmp_path / "events.csv"),
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "viaconfig"),
+        "--min-user",
+        "2",
+    )
     assert len(Dataset.load(tmp_path / "viaconfig").interactions) == 2  # user 2 has one event
 
 
 def test_bad_mapping_is_a_usage_error(tmp_path):
     (tmp_path / "e.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
-    result = runner.invoke(app, ["data", "import", "--interactions", str(tmp_path / "e.csv"), "--map", "user",
-                                 "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        ["data", "import", "--interactions", str(tmp_path / "e.csv"), "--map", "user", "--out", str(tmp_path / "o")],
+    )
     assert result.exit_code == 2 and "expected FIELD=COLUMN" in result.output
 
 
@@ -68,8 +104,20 @@ def test_demo_runs_end_to_end(tmp_path):
 def test_script_prints_one_line_errors_not_tracebacks(tmp_path):
     (tmp_path / "e.csv").write_text("user_id,item_id,timestamp\nu,a,yesterday\nu,b,tomorrow\n")
     result = subprocess.run(
-        [sys.executable, "-m", "facetrec", "data", "import", "--interactions", str(tmp_path / "e.csv"),
-         "--out", str(tmp_path / "o")], capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "facetrec",
+            "data",
+            "import",
+            "--interactions",
+            str(tmp_path / "e.csv"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert "error:" in result.stdout and "unparseable timestamps" in result.stdout
@@ -93,3 +141,12 @@ def test_import_public_movielens_gives_published_counts(shared_dataset, tmp_path
     run("data", "import", name, "--path", str(path), "--out", str(tmp_path / name))
     data = Dataset.load(tmp_path / name).interactions
     assert (len(data), data.n_users, data.n_items) == expected
+
+
+def test_evaluate_writes_a_report(tmp_path):
+    data = tmp_path / "synth"
+    run("data", "synth", "--out", str(data), "--users", "150", "--items", "90")
+    text = run("evaluate", "--dataset", str(data), "--models", "pop", "--k", "5,10", "--out", str(tmp_path / "r"))
+    text = " ".join(text.split())
+    assert "ndcg@5" in text and "interest_coverage@10" in text and "history excluded" in text
+    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "metrics.png").is_file()

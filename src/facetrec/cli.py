@@ -196,6 +196,67 @@ def data_split(
 
 
 @app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="A dataset directory (from `data import` or `data synth`).")],
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model kinds: pop, itemknn, ease, als, bpr, sasrec.")
+    ] = "pop,itemknn,ease,als",
+    protocol: Annotated[str, typer.Option(help="loo, temporal, ratio or multi-target.")] = "loo",
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated, e.g. 10,20,50.")] = "10",
+    out: Annotated[Path | None, typer.Option(help="Write report.md, results.json and plots here.")] = None,
+    tune: Annotated[bool, typer.Option(help="Pick each model's settings on the validation targets first.")] = False,
+    include_history: Annotated[
+        bool, typer.Option(help="Let already-seen items be ranked (RecBole's choice for sequential models).")
+    ] = False,
+    sampled: Annotated[
+        int | None, typer.Option(help="Rank among N sampled negatives (NOT comparable to full ranking).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
+) -> None:
+    """Fit and evaluate models side by side on one split (full ranking by default)."""
+    from dataclasses import replace
+
+    from facetrec.console import results_table
+    from facetrec.data.dataset import Dataset
+    from facetrec.evaluation.experiment import default_metrics, run_experiment
+    from facetrec.evaluation.protocol import EvalConfig
+    from facetrec.evaluation.report import write_report
+
+    cutoffs = tuple(int(v) for v in k.split(",") if v.strip())
+    with _stage(f"loading {dataset}"):
+        data = Dataset.load(dataset)
+        interests = _planted_interests(dataset)
+    has_categories = any(len(c) for c in data.catalog.categories) or interests is not None
+    config = EvalConfig(metrics=default_metrics(has_categories, interests is not None, cutoffs), seed=seed)
+    config = replace(config, exclude_history=not include_history, sampled_negatives=sampled)
+    with console.status("fitting and evaluating…") as status:
+        experiment = run_experiment(
+            data,
+            [m.strip() for m in models.split(",") if m.strip()],
+            protocol=protocol,
+            config=config,
+            tune=tune,
+            seed=seed,
+            interests=interests,
+            on_event=lambda message: (console.print(f"  {message}"), status.update(message)),
+        )
+    console.print(results_table(experiment))
+    if out is not None:
+        for path in write_report(experiment, out):
+            console.print(f"wrote {path}")
+
+
+def _planted_interests(directory: Path):
+    """Ground-truth interests when the dataset is synthetic (truth files beside it)."""
+    from facetrec.data.synthetic import SyntheticData
+
+    if not (directory / "truth.json").is_file():
+        return None
+    synthetic = SyntheticData.load(directory)
+    return synthetic.item_topic, synthetic.interest_matrix()
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its dataset.")] = Path("demo-output"),
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,

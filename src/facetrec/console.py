@@ -12,6 +12,7 @@ from rich.table import Table
 
 from facetrec.data.inspect import DatasetStats
 from facetrec.data.split import Split
+from facetrec.evaluation.experiment import Experiment
 
 
 @contextmanager
@@ -79,4 +80,25 @@ def split_table(split: Split) -> Table:
         ("test targets", "test_targets", "test_users"),
     ):
         table.add_row(part, f"{sizes[events]:,}", f"{sizes[users]:,}")
+    return table
+
+
+def results_table(experiment: Experiment) -> Table:
+    """Metrics as rows and models as columns (with 95 % intervals), so many metrics still fit."""
+    first = experiment.runs[0].test
+    table = Table(
+        title=f"{experiment.dataset}: {experiment.split.protocol}, {first.settings['ranking']} ranking, history "
+        f"{'excluded' if first.settings['exclude_history'] else 'included'}, {first.settings['users']:,} users"
+    )
+    table.add_column("metric")
+    for run in experiment.runs:
+        table.add_column(run.kind, justify="right")
+    for name in first.summary:
+        cells = []
+        for run in experiment.runs:
+            value = run.test.summary[name]
+            low, high = run.test.ci.get(name, (float("nan"), float("nan")))
+            cells.append(f"{value:.4f}" + (f" [dim]±{(high - low) / 2:.4f}[/dim]" if low == low else ""))
+        table.add_row(name, *cells)
+    table.add_row("fit seconds", *(f"{run.fit_seconds:.1f}" for run in experiment.runs))
     return table

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from facetrec.data.dataset import Dataset
 from facetrec.errors import ConfigError, DataError
@@ -203,6 +204,13 @@ class SyntheticData:
     user_topics: tuple[np.ndarray, ...]  # per user idx, the topic indices of their interests
     user_weights: tuple[np.ndarray, ...]  # per user idx, interest proportions (sum 1) at their first event
     topic_names: tuple[str, ...]
+
+    def interest_matrix(self) -> sp.csr_matrix:
+        """Users x topics, 1 where the topic is one of the user's planted interests."""
+        rows = np.repeat(np.arange(len(self.user_topics)), [len(t) for t in self.user_topics])
+        cols = np.concatenate(self.user_topics) if self.user_topics else np.zeros(0, np.int32)
+        shape = (len(self.user_topics), len(self.topic_names))
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
 
     def save(self, directory: str | Path) -> Path:
         """Write the dataset and its truth files to ``directory``; returns the manifest path."""

@@ -1,0 +1,105 @@
+"""Side-by-side experiments: several models, one split, one run, one set of metrics.
+
+Comparisons are only meaningful on the identical split and protocol, so this module owns
+both: it splits once, optionally tunes each model's hyper-parameters on the validation
+targets (never on test), fits, and evaluates every model on the same test set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from facetrec.data.dataset import Dataset
+from facetrec.data.split import Split, make_split
+from facetrec.evaluation.protocol import EvalConfig, EvalResult, ItemSide, evaluate
+from facetrec.scoring.registry import SEARCH_SPACES, make_scorer
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRun:
+    kind: str
+    params: dict[str, Any]
+    """The configuration that was used (after tuning)."""
+    test: EvalResult
+    fit_seconds: float
+    tuning: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    """(params, validation score) for each tried setting, when tuned."""
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    dataset: str
+    split: Split
+    config: EvalConfig
+    runs: list[ModelRun]
+    seed: int
+
+    def result(self, kind: str) -> EvalResult:
+        return next(r.test for r in self.runs if r.kind == kind)
+
+
+def default_metrics(has_categories: bool, has_interests: bool, ks: tuple[int, ...] = (10,)) -> tuple[str, ...]:
+    """Accuracy metrics, plus beyond-accuracy ones that the available item facts allow."""
+    names = ["hr", "ndcg", "mrr", "recall", "coverage", "novelty", "popularity"]
+    if has_categories:
+        names += ["category_ild", "category_coverage", "calibration_kl"]
+    if has_interests:
+        names.append("interest_coverage")
+    return tuple(f"{n}@{k}" for k in ks for n in names)
+
+
+def run_experiment(
+    dataset: Dataset,
+    kinds: list[str],
+    *,
+    protocol: str = "loo",
+    config: EvalConfig | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    tune: bool = False,
+    tune_metric: str = "ndcg@10",
+    seed: int = 0,
+    interests: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    on_event: Callable[[str], None] = lambda message: None,
+) -> Experiment:
+    """Fit and evaluate each model kind on one split of ``dataset``.
+
+    ``interests`` = (item topic per item, users x topics ground truth) enables interest
+    coverage (synthetic data); otherwise categories come from the catalogue.
+    """
+    split = make_split(dataset.interactions, protocol, seed)
+    items = ItemSide.from_data(dataset.catalog, split.train)
+    if interests is not None:
+        items = ItemSide(categories=interests[0], popularity=items.popularity, n_train_users=items.n_train_users)
+    config = config or EvalConfig(
+        metrics=default_metrics(items.categories is not None, interests is not None), seed=seed
+    )
+    user_interests = None if interests is None else interests[1]
+    runs = []
+    for kind in kinds:
+        chosen = dict((params or {}).get(kind, {}))
+        tuning: list[tuple[dict[str, Any], float]] = []
+        if tune:
+            valid_config = EvalConfig(metrics=(tune_metric,), bootstrap=0, seed=seed)
+            for candidate in SEARCH_SPACES.get(kind, [{}]):
+                trial = {**candidate, **chosen}
+                scorer = make_scorer(kind, trial, seed).fit(split.train, dataset.catalog, split.valid)
+                score = evaluate(scorer, split.valid, valid_config).summary[tune_metric]
+                tuning.append((trial, score))
+                on_event(f"{kind} {trial}: validation {tune_metric} = {score:.4f}")
+            chosen = max(tuning, key=lambda pair: pair[1])[0]
+        start = time.perf_counter()
+        scorer = make_scorer(kind, chosen, seed).fit(split.train, dataset.catalog, split.valid)
+        fit_seconds = time.perf_counter() - start
+        result = evaluate(scorer, split.test, config, items, name=kind, user_interests=user_interests)
+        on_event(
+            f"{kind}: fitted in {fit_seconds:.1f} s, test "
+            + ", ".join(f"{name} = {value:.4f}" for name, value in list(result.summary.items())[:3])
+        )
+        runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning))
+    return Experiment(dataset.name, split, config, runs, seed)

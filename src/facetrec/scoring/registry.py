@@ -1,0 +1,51 @@
+"""The one explicit dict of scorer kinds: name -> class, imported on first use.
+
+Configs name a ``kind`` from here; a misspelt kind is an error listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from facetrec.config import from_dict
+from facetrec.errors import ConfigError
+from facetrec.scoring.base import Scorer
+
+SCORERS: dict[str, str] = {
+    "pop": "facetrec.scoring.popularity:PopularityScorer",
+    "itemknn": "facetrec.scoring.itemknn:ItemKNNScorer",
+    "ease": "facetrec.scoring.ease:EASEScorer",
+    "als": "facetrec.scoring.matrix_factorization:ALSScorer",
+    "bpr": "facetrec.scoring.matrix_factorization:BPRScorer",
+    "sasrec": "facetrec.scoring.sasrec:SASRecScorer",
+}
+
+SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
+    "pop": [{"distinct_users": True}, {"window_days": 30.0}],
+    "itemknn": [{"neighbours": n, "shrinkage": s} for n in (50, 200) for s in (0.0, 10.0)],
+    "ease": [{"l2": v} for v in (100.0, 500.0, 2000.0)],
+    "als": [{"factors": f, "regularization": r} for f in (32, 64) for r in (0.01, 0.1)],
+    "bpr": [{"factors": f, "learning_rate": lr} for f in (32, 64) for lr in (0.01, 0.05)],
+    "sasrec": [{}],
+}
+"""Small validation grids for ``--tune``; each entry overrides the scorer's defaults."""
+
+
+def scorer_class(kind: str) -> type[Scorer]:
+    if kind not in SCORERS:
+        raise ConfigError(f"unknown model kind {kind!r}; choose from {', '.join(SCORERS)}")
+    module, _, name = SCORERS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_scorer(kind: str, params: dict[str, Any] | None = None, seed: int | None = None) -> Scorer:
+    """A scorer of ``kind`` configured from ``params`` (validated; unknown keys are errors).
+
+    ``seed`` is applied when the scorer's config has a ``seed`` field.
+    """
+    cls = scorer_class(kind)
+    values = dict(params or {})
+    if seed is not None and "seed" in cls.config_class.__dataclass_fields__:
+        values.setdefault("seed", seed)
+    return cls(from_dict(cls.config_class, values, f"model {kind!r}"))
