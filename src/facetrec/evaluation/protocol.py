@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from facetrec.data.split import EvalSet
@@ -282,6 +283,46 @@ def compare(a: EvalResult, b: EvalResult, metric: str, resamples: int = 1000, se
     return PairedTest(
         metric, float(diff.mean()), bootstrap_ci(diff, resamples, np.random.default_rng(seed)), p, int(diff.size)
     )
+
+
+def evaluate_ratings(scorer: Scorer, evalset: EvalSet) -> dict[str, float]:
+    """RMSE and MAE of predicted ratings on the rated targets (scorers that predict ratings)."""
+    if not getattr(scorer, "predicts_ratings", False):
+        raise DataError(f"{type(scorer).__name__} does not predict ratings; use a rating model such as 'bias'")
+    rated = evalset.targets.take(~np.isnan(evalset.targets.rating))
+    if len(rated) == 0:
+        raise DataError("evaluate_ratings: no target has a rating")
+    users, position = np.unique(rated.user_idx, return_inverse=True)
+    predicted = scorer.score(evalset.history, users)[position, rated.item_idx]
+    return {"rmse": m.rmse(predicted, rated.rating), "mae": m.mae(predicted, rated.rating), "ratings": len(rated)}
+
+
+def evaluate_clicks(
+    scorer: Scorer, evalset: EvalSet, positive: Sequence[int], negative: Sequence[int]
+) -> dict[str, float]:
+    """Click prediction on impression logs: AUC of scores for ``positive`` events (e.g. clicks)
+    against ``negative`` ones (e.g. shown but not clicked), over all target events, and the
+    mean per-user AUC (GAUC) over users who have both kinds."""
+    targets = evalset.targets
+    labels = np.isin(targets.event, positive)
+    shown = labels | np.isin(targets.event, negative)
+    if not (labels.any() and (shown & ~labels).any()):
+        raise DataError("evaluate_clicks: the targets need both positive and negative events")
+    targets, labels = targets.take(shown), labels[shown]
+    users, position = np.unique(targets.user_idx, return_inverse=True)
+    scores = scorer.score(evalset.history, users)[position, targets.item_idx].astype(np.float64)
+    # Per-user AUC by the rank-sum (Mann-Whitney) formula, ranks averaged over ties within a user.
+    ranks = pd.Series(scores).groupby(position).rank().to_numpy()
+    n_pos = np.bincount(position, labels)
+    n_neg = np.bincount(position) - n_pos
+    rank_sum = np.bincount(position, ranks * labels)
+    both = (n_pos > 0) & (n_neg > 0)
+    per_user = (rank_sum[both] - n_pos[both] * (n_pos[both] + 1) / 2) / (n_pos[both] * n_neg[both])
+    return {
+        "auc": m.auc(scores, labels),
+        "gauc": float(per_user.mean()) if per_user.size else float("nan"),
+        "impressions": len(labels),
+    }
 
 
 def cold_targets(evalset: EvalSet, train_item_counts: np.ndarray, cold: bool = True) -> EvalSet:

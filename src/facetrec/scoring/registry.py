@@ -14,6 +14,7 @@ from facetrec.scoring.base import Scorer
 
 SCORERS: dict[str, str] = {
     "pop": "facetrec.scoring.popularity:PopularityScorer",
+    "bias": "facetrec.scoring.bias:BiasScorer",
     "itemknn": "facetrec.scoring.itemknn:ItemKNNScorer",
     "ease": "facetrec.scoring.ease:EASEScorer",
     "als": "facetrec.scoring.matrix_factorization:ALSScorer",
@@ -23,6 +24,7 @@ SCORERS: dict[str, str] = {
 
 SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
     "pop": [{"distinct_users": True}, {"window_days": 30.0}],
+    "bias": [{"user_l2": u, "item_l2": i} for u in (3.0, 10.0) for i in (10.0, 25.0)],
     "itemknn": [{"neighbours": n, "shrinkage": s} for n in (50, 200) for s in (0.0, 10.0)],
     "ease": [{"l2": v} for v in (100.0, 500.0, 2000.0)],
     "als": [{"factors": f, "regularization": r} for f in (32, 64) for r in (0.01, 0.1)],
