@@ -263,3 +263,16 @@ def test_invalid_options_are_rejected():
         IngestOptions(rating_range=(5, 1))
     with pytest.raises(DataError, match="unknown event type 'like'"):
         IngestOptions(event_map={"1": "like"})
+
+
+def test_different_reviews_at_the_same_time_are_not_duplicates(tmp_path):
+    csv = "user_id,item_id,timestamp,text\nu,a,1,great\nu,a,1,great\nu,a,1,broke after a week\n"
+    data = load_files(write(tmp_path / "r.csv", csv), columns=InteractionColumns(review="text"))
+    assert list(data.interactions.review) == ["great", "broke after a week"]
+
+
+def test_negative_epoch_seconds_are_not_mistaken_for_milliseconds(tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\n")
+    items = write(tmp_path / "i.csv", "item_id,born\na,-117000000000\n")  # about 1750 BC, in seconds
+    data = load_files(events, items, item_columns=ItemColumns(created_at="born"))
+    assert data.catalog.created_at[0] == -117_000_000_000

@@ -79,7 +79,7 @@ class IngestOptions:
     rating_range: tuple[float, float] | None = None
     """Declared (low, high) rating bounds; a rating outside is an error."""
     dedupe: bool = True
-    """Drop exact repeats of (user, item, time, event), keeping the first."""
+    """Drop exact repeats of (user, item, time, event, review text), keeping the first."""
     min_user_interactions: int = 0
     """k-core: keep users with at least this many interactions (iterated with items)."""
     min_item_interactions: int = 0
@@ -241,7 +241,8 @@ def _parse_interactions(
     if columns.review:
         out["review"] = parse.optional_text(frame[columns.review])
     if options.dedupe:
-        repeated = out.duplicated(["user_id", "item_id", "timestamp", "event"]).to_numpy()
+        key = ["user_id", "item_id", "timestamp", "event"] + (["review"] if "review" in out else [])
+        repeated = out.duplicated(key).to_numpy()
         if repeated.any():
             out = out[~repeated]
             notes.append(
@@ -257,7 +258,7 @@ def _events(
         name = options.default_event or ("rate" if rated else "click")
         return np.full(len(frame), _event_code(name, "default_event"), dtype=np.int8)
     raw = frame[columns.event].astype(str).str.strip()
-    mapped = raw.map(lambda v: options.event_map.get(v, v)).str.lower()
+    mapped = (raw.map(options.event_map).fillna(raw) if options.event_map else raw).str.lower()
     codes = pd.Index(Event.names()).get_indexer(mapped)
     bad = codes < 0
     if bad.any():

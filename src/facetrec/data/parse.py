@@ -63,9 +63,10 @@ def numbers(values: pd.Series, where: str, column: str, *, required: bool = Fals
 def timestamps(values: pd.Series, where: str, column: str, unit: str = "auto", *, required: bool = True) -> np.ndarray:
     """Epoch seconds (int64) from epoch s/ms/us numbers or date strings (ISO 8601 and common forms).
 
-    ``auto`` reads numbers larger than 1e11 as milliseconds and larger than 1e14 as
-    microseconds (1e11 seconds is the year 5138). Missing values are an error when
-    ``required``, else they become the int64 minimum for the caller to replace.
+    ``auto`` reads a column whose largest value exceeds 1e11 as milliseconds and 1e14 as
+    microseconds (1e11 seconds is the year 5138); negative values (before 1970) do not count.
+    Missing values are an error when ``required``, else they become the int64 minimum for the
+    caller to replace.
     """
     if unit not in TIME_UNITS:
         raise DataError(f"{where}: timestamp unit {unit!r} is not one of {', '.join(TIME_UNITS)}")
@@ -112,7 +113,7 @@ def timestamps(values: pd.Series, where: str, column: str, unit: str = "auto", *
 
 
 def _auto_scale(numbers: np.ndarray) -> int:
-    largest = np.abs(numbers).max(initial=0)
+    largest = numbers.max(initial=0)  # dates before 1970 are negative: only late dates tell the unit
     return 1_000_000 if largest > 1e14 else 1_000 if largest > 1e11 else 1
 
 

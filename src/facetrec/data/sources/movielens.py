@@ -1,0 +1,222 @@
+"""MovieLens readers (GroupLens): ml-100k, ml-1m and the CSV releases (ml-latest-small, ml-20m, ml-25m).
+
+Each maps the published files to a Dataset whose items carry the richest text available: the
+title, genres as categories, user tags (CSV releases with tags.csv) and a release date as
+``created_at`` (ml-100k's release date; elsewhere January 1st of the year in the title).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facetrec.data.dataset import Dataset
+from facetrec.data.ingest import InteractionColumns, ItemColumns, build_dataset
+from facetrec.data.readers import read_table
+from facetrec.data.sources import _common
+from facetrec.errors import DataError
+
+HOMEPAGE = "https://grouplens.org/datasets/movielens/"
+ML_100K_LAYOUT: _common.Layout = (("u.data",), ("u.item",))
+ML_1M_LAYOUT: _common.Layout = (("ratings.dat",), ("movies.dat",))
+ML_CSV_LAYOUT: _common.Layout = (("ratings.csv",), ("movies.csv",))
+
+ML_100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+"""u.item's 19 genre flags, in order (as listed in u.genre)."""
+
+_NOT_A_GENRE = ("unknown", "(no genres listed)")
+_RATINGS = InteractionColumns(user="user_id", item="item_id", timestamp="timestamp", rating="rating")
+_ITEMS = ItemColumns(item="item_id", title="title", categories="genres", tags="tags", created_at="created_at")
+_YEAR_IN_TITLE = r"\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)\s*$"
+
+
+def _hint(archive: str) -> str:
+    return (
+        f"Download {archive} from {HOMEPAGE} (files.grouplens.org/datasets/movielens/{archive}), "
+        "unzip it and pass the unzipped folder."
+    )
+
+
+def load_ml_100k(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
+    """MovieLens 100K: ``u.data`` (tab-separated ratings) and ``u.item`` (pipe-separated, latin-1, genre flags)."""
+    root = Path(path)
+    _common.require(root, "ml-100k", ML_100K_LAYOUT, _hint("ml-100k.zip"))
+    ratings = read_table(root / "u.data", "tsv", header=False, names=["user_id", "item_id", "rating", "timestamp"])
+    genres = _ml_100k_genres(root)
+    names = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *genres]
+    items = read_table(root / "u.item", "csv", delimiter="|", header=False, names=names, encoding="latin-1")
+    flags = items[list(genres)].apply(lambda column: column.str.strip() == "1")
+    labels = np.array([f"{g}|" if g not in _NOT_A_GENRE else "" for g in genres], dtype=object)
+    genre_text = (flags.astype(np.int64) * labels).sum(axis=1).astype(str).str.removesuffix("|")
+    released = pd.to_datetime(items["release_date"].str.strip(), format="%d-%b-%Y", errors="coerce")
+    unparsed = int((released.isna() & items["release_date"].fillna("").str.strip().ne("")).sum())
+    notes = []
+    if unparsed:
+        notes.append(f"u.item: {unparsed} release dates could not be read as DD-Mon-YYYY; their created_at is unknown")
+    catalog = pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "title": items["title"],
+            "genres": genre_text,
+            "created_at": _common.epoch_seconds(released),
+        }
+    )
+    dataset = build_dataset(
+        ratings,
+        catalog,
+        name="ml-100k",
+        columns=_RATINGS,
+        item_columns=_common.present(_ITEMS, catalog),
+        options=_common.options(
+            True, min_user_interactions, min_item_interactions, timestamp_unit="s", rating_range=(1, 5)
+        ),
+        source="u.data",
+        items_source="u.item",
+        notes=tuple(notes),
+    )
+    return _common.with_extras(dataset, source="ml-100k", homepage=HOMEPAGE)
+
+
+def load_ml_1m(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
+    """MovieLens 1M: ``ratings.dat`` and ``movies.dat`` (``::``-separated, latin-1); users.dat is not used."""
+    root = Path(path)
+    _common.require(root, "ml-1m", ML_1M_LAYOUT, _hint("ml-1m.zip"))
+    ratings = read_table(
+        root / "ratings.dat",
+        "csv",
+        delimiter="::",
+        header=False,
+        names=["user_id", "item_id", "rating", "timestamp"],
+        encoding="latin-1",
+    )
+    movies = read_table(
+        root / "movies.dat",
+        "csv",
+        delimiter="::",
+        header=False,
+        names=["item_id", "title", "genres"],
+        encoding="latin-1",
+    )
+    catalog, notes = _movies(movies, "movies.dat")
+    dataset = build_dataset(
+        ratings,
+        catalog,
+        name="ml-1m",
+        columns=_RATINGS,
+        item_columns=_common.present(_ITEMS, catalog),
+        options=_common.options(
+            True, min_user_interactions, min_item_interactions, timestamp_unit="s", rating_range=(1, 5)
+        ),
+        source="ratings.dat",
+        items_source="movies.dat",
+        notes=tuple(notes),
+    )
+    return _common.with_extras(dataset, source="ml-1m", homepage=HOMEPAGE)
+
+
+def load_ml_csv(
+    path: Path,
+    *,
+    name: str = "ml-latest-small",
+    max_tags: int = 20,
+    min_user_interactions: int = 0,
+    min_item_interactions: int = 0,
+) -> Dataset:
+    """The CSV releases (ml-latest-small, ml-20m, ml-25m): ratings.csv, movies.csv and, if present, tags.csv.
+
+    User tags become item tags: each movie keeps its ``max_tags`` most frequent tags (case-insensitive).
+    """
+    root = Path(path)
+    _common.require(root, name, ML_CSV_LAYOUT, _hint(f"{name}.zip"))
+    if max_tags < 0:
+        raise DataError(f"{name}: max_tags must be >= 0, got {max_tags}")
+    ratings = read_table(root / "ratings.csv").rename(columns={"userId": "user_id", "movieId": "item_id"})
+    movies = read_table(root / "movies.csv").rename(columns={"movieId": "item_id"})
+    catalog, notes = _movies(movies, "movies.csv")
+    if (root / "tags.csv").is_file() and max_tags:
+        tags = read_table(root / "tags.csv")
+        top = top_tags(tags, "movieId", "tag", max_tags)
+        catalog["tags"] = catalog["item_id"].str.strip().map(top)
+        notes.append(
+            f"tags.csv: {len(tags)} user tag applications on {len(top)} movies became item tags "
+            f"(up to {max_tags} most frequent per movie)"
+        )
+    dataset = build_dataset(
+        ratings,
+        catalog,
+        name=name,
+        columns=_RATINGS,
+        item_columns=_common.present(_ITEMS, catalog),
+        options=_common.options(
+            True, min_user_interactions, min_item_interactions, timestamp_unit="s", rating_range=(0.5, 5)
+        ),
+        source="ratings.csv",
+        items_source="movies.csv",
+        notes=tuple(notes),
+    )
+    return _common.with_extras(dataset, source=name, homepage=HOMEPAGE)
+
+
+def top_tags(tags: pd.DataFrame, item: str, tag: str, limit: int) -> pd.Series:
+    """Item id -> its ``limit`` most frequent tags (case-insensitive, ties alphabetical, first spelling kept)."""
+    text = tags[tag].fillna("").astype(str).str.strip()
+    frame = pd.DataFrame({"item": tags[item].astype(str).str.strip(), "tag": text, "key": text.str.lower()})
+    frame = frame[frame["key"] != ""]
+    counts = frame.groupby(["item", "key"], sort=False).agg(tag=("tag", "first"), n=("tag", "size")).reset_index()
+    counts = counts.sort_values(["item", "n", "key"], ascending=[True, False, True], kind="stable")
+    top = counts.groupby("item", sort=False).head(limit)
+    return _common.group_lists(top["item"], top["tag"])
+
+
+def _movies(movies: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """movies.dat/csv rows as catalogue columns; the year in the title gives created_at (January 1st)."""
+    years = movies["title"].fillna("").str.extract(_YEAR_IN_TITLE, expand=False)
+    genres = movies["genres"].fillna("").str.replace(_NOT_A_GENRE[1], "", regex=False)  # empty parts are dropped
+    catalog = pd.DataFrame(
+        {
+            "item_id": movies["item_id"],
+            "title": movies["title"],
+            "genres": genres,
+            "created_at": _common.year_start(years),
+        }
+    )
+    notes = [
+        f"{where}: created_at is January 1st of the release year in the title "
+        f"({int(years.isna().sum())} titles have no year)"
+    ]
+    return catalog, notes
+
+
+def _ml_100k_genres(root: Path) -> tuple[str, ...]:
+    """Genre names from u.genre when present (name|index lines), else the published list."""
+    path = root / "u.genre"
+    if not path.is_file() or path.stat().st_size == 0:
+        return ML_100K_GENRES
+    table = read_table(path, "csv", delimiter="|", header=False, names=["genre", "index"], encoding="latin-1")
+    table = table[table["genre"].fillna("").str.strip() != ""]
+    order = pd.to_numeric(table["index"], errors="coerce")
+    if order.isna().any() or len(table) != len(ML_100K_GENRES):
+        raise DataError(f"{path}: expected {len(ML_100K_GENRES)} 'name|index' lines, found {len(table)}")
+    return tuple(table.assign(order=order).sort_values("order")["genre"].str.strip())
