@@ -150,3 +150,26 @@ def test_evaluate_writes_a_report(tmp_path):
     text = " ".join(text.split())
     assert "ndcg@5" in text and "interest_coverage@10" in text and "history excluded" in text
     assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "metrics.png").is_file()
+
+
+@pytest.mark.dataset
+def test_import_source_with_options(shared_dataset, tmp_path):
+    path = shared_dataset("amazon-reviews-2018-small")
+    run(
+        "data",
+        "import",
+        "amazon-2018",
+        "--path",
+        str(path),
+        "--option",
+        "category=Gift_Cards",
+        "--out",
+        str(tmp_path / "gc"),
+    )
+    data = Dataset.load(tmp_path / "gc")
+    assert len(data.interactions) == 2_972 and data.interactions.review is not None
+    result = runner.invoke(
+        app,
+        ["data", "import", "amazon-2018", "--path", str(path), "--option", "colour=red", "--out", str(tmp_path / "x")],
+    )
+    assert result.exit_code != 0 and "unknown option(s) colour" in str(result.exception)

@@ -104,6 +104,10 @@ def data_import(
         list[str] | None, typer.Option("--item-map", help="Catalogue mapping FIELD=COLUMN, e.g. --item-map title=name.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the source or file name).")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="A source option KEY=VALUE, e.g. --option category=Gift_Cards (repeatable)."),
+    ] = None,
     min_user: Annotated[int, typer.Option(help="k-core: keep users with at least this many events.")] = 0,
     min_item: Annotated[int, typer.Option(help="k-core: keep items with at least this many events.")] = 0,
 ) -> None:
@@ -119,7 +123,8 @@ def data_import(
                 "give the folder holding the raw files (or run `facetrec data fetch` first)", param_hint="--path"
             )
         with _stage(f"reading {source} from {path}"):
-            dataset = load_source(source, path, **{k: v for k, v in kcore.items() if v})
+            options = {**_source_options(source, _pairs(option, "--option")), **{k: v for k, v in kcore.items() if v}}
+            dataset = load_source(source, path, **options)
     else:
         if interactions is None:
             raise typer.BadParameter("name a public source or give --interactions FILE", param_hint="--interactions")
@@ -244,6 +249,30 @@ def evaluate(
     if out is not None:
         for path in write_report(experiment, out):
             console.print(f"wrote {path}")
+
+
+def _source_options(source: str, raw: dict[str, str]) -> dict[str, object]:
+    """Convert --option strings to the type of the reader's default (int, float, bool or str)."""
+    from facetrec.data.sources import get_source
+
+    spec = get_source(source)
+    spec.check_options(raw)
+    typed: dict[str, object] = {}
+    for key, value in raw.items():
+        default = spec.defaults().get(key)
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                typed[key] = value.lower() in ("true", "1", "yes")
+            elif isinstance(default, int | float):
+                typed[key] = type(default)(value)
+            else:
+                typed[key] = value
+        except ValueError:
+            message = f"{key}={value!r} is not a valid {type(default).__name__}"
+            raise typer.BadParameter(message, param_hint="--option") from None
+    return typed
 
 
 def _planted_interests(directory: Path):
