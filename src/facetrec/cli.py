@@ -216,6 +216,9 @@ def evaluate(
     sampled: Annotated[
         int | None, typer.Option(help="Rank among N sampled negatives (NOT comparable to full ranking).")
     ] = None,
+    first_only: Annotated[
+        bool, typer.Option(help="Keep each user's first event per item (drop repeat views/carts/purchases).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
 ) -> None:
     """Fit and evaluate models side by side on one split (full ranking by default)."""
@@ -242,6 +245,7 @@ def evaluate(
             config=config,
             tune=tune,
             seed=seed,
+            first_only=first_only,
             interests=interests,
             on_event=lambda message: (console.print(f"  {message}"), status.update(message)),
         )

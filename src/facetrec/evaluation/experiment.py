@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from facetrec.data.dataset import Dataset
+from facetrec.data.filters import first_occurrences
 from facetrec.data.split import Split, make_split
 from facetrec.evaluation.protocol import EvalConfig, EvalResult, ItemSide, evaluate
 from facetrec.scoring.registry import SEARCH_SPACES, make_scorer
@@ -39,6 +40,8 @@ class Experiment:
     config: EvalConfig
     runs: list[ModelRun]
     seed: int
+    first_only: bool = False
+    """Whether only each user's first event per item was kept before splitting."""
 
     def result(self, kind: str) -> EvalResult:
         return next(r.test for r in self.runs if r.kind == kind)
@@ -64,15 +67,18 @@ def run_experiment(
     tune: bool = False,
     tune_metric: str = "ndcg@10",
     seed: int = 0,
+    first_only: bool = False,
     interests: tuple[np.ndarray, sp.csr_matrix] | None = None,
     on_event: Callable[[str], None] = lambda message: None,
 ) -> Experiment:
     """Fit and evaluate each model kind on one split of ``dataset``.
 
     ``interests`` = (item topic per item, users x topics ground truth) enables interest
-    coverage (synthetic data); otherwise categories come from the catalogue.
+    coverage (synthetic data); otherwise categories come from the catalogue. ``first_only``
+    keeps each user's first event per item (see :func:`facetrec.data.filters.first_occurrences`).
     """
-    split = make_split(dataset.interactions, protocol, seed)
+    data = first_occurrences(dataset.interactions) if first_only else dataset.interactions
+    split = make_split(data, protocol, seed)
     items = ItemSide.from_data(dataset.catalog, split.train)
     if interests is not None:
         items = ItemSide(categories=interests[0], popularity=items.popularity, n_train_users=items.n_train_users)
@@ -102,4 +108,4 @@ def run_experiment(
             + ", ".join(f"{name} = {value:.4f}" for name, value in list(result.summary.items())[:3])
         )
         runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning))
-    return Experiment(dataset.name, split, config, runs, seed)
+    return Experiment(dataset.name, split, config, runs, seed, first_only)

@@ -40,6 +40,7 @@ def write_report(experiment: Experiment, directory: str | Path) -> list[Path]:
         "split": experiment.split.sizes(),
         "settings": first.settings,
         "seed": experiment.seed,
+        "first_event_per_item_only": experiment.first_only,
         "facetrec_version": __version__,
     }
     paths = [out / "results.json", out / "report.md", out / "per_user.parquet"]
@@ -72,7 +73,8 @@ def _markdown(experiment: Experiment, header: dict[str, Any]) -> str:
         f"{'excluded' if settings['exclude_history'] else 'NOT excluded'} from the ranking; "
         f"{settings['users']:,} test users, {settings['targets']:,} targets "
         f"({settings['targets_already_in_history']:,} already in the user's history). Seed {experiment.seed}. "
-        "Intervals are 95 % bootstrap intervals over users.",
+        + ("Only each user's first event per item was kept. " if experiment.first_only else "")
+        + "Intervals are 95 % bootstrap intervals over users.",
         "",
         "| model | " + " | ".join(metrics) + " | fit s |",
         "|---|" + "---|" * (len(metrics) + 1),
