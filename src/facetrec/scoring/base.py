@@ -11,13 +11,16 @@ from abc import abstractmethod
 from typing import Self, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from facetrec.component import Component
 from facetrec.data.split import EvalSet
-from facetrec.errors import DataError
+from facetrec.errors import ConfigError, DataError
 from facetrec.types import Interactions, ItemCatalog
 
 C = TypeVar("C")
+FEEDBACK = ("binary", "weight")
+"""How a history becomes a user row: 1 per item seen, or the summed event weights."""
 
 
 class Scorer(Component[C]):
@@ -55,3 +58,32 @@ class Scorer(Component[C]):
             )
         scores = self._score(history, users)
         return np.asarray(scores, dtype=np.float32)
+
+
+def check_feedback(value: str) -> None:
+    if value not in FEEDBACK:
+        raise ConfigError(f"feedback must be one of {', '.join(map(repr, FEEDBACK))}, got {value!r}")
+
+
+def history_matrix(history: Interactions, users: np.ndarray, feedback: str = "binary") -> sp.csr_matrix:
+    """Row ``r`` holds user ``users[r]``'s events in ``history`` (float32 CSR [len(users), n_items]).
+
+    ``feedback="binary"`` puts 1 where the user had any event with the item, ``"weight"`` the sum
+    of the event weights. Only the requested users' events are read, so scoring in batches stays
+    linear in the history size; repeated users get repeated rows.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    unique, inverse = np.unique(users, return_inverse=True)
+    row_of = np.full(history.n_users, -1, dtype=np.int64)
+    row_of[unique] = np.arange(len(unique))
+    rows = row_of[history.user_idx]
+    keep = rows >= 0
+    values = history.weight[keep] if feedback == "weight" else np.ones(int(keep.sum()), np.float32)
+    matrix = sp.csr_matrix(
+        (values, (rows[keep], history.item_idx[keep])), shape=(len(unique), history.n_items), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    if feedback == "binary":
+        matrix.data[:] = 1.0
+    in_order = len(unique) == len(users) and np.array_equal(unique, users)
+    return matrix if in_order else matrix[inverse]

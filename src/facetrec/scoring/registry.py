@@ -25,9 +25,9 @@ SCORERS: dict[str, str] = {
 SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
     "pop": [{"distinct_users": True}, {"window_days": 30.0}],
     "bias": [{"user_l2": u, "item_l2": i} for u in (3.0, 10.0) for i in (10.0, 25.0)],
-    "itemknn": [{"neighbours": n, "shrinkage": s} for n in (50, 200) for s in (0.0, 10.0)],
-    "ease": [{"l2": v} for v in (100.0, 500.0, 2000.0)],
-    "als": [{"factors": f, "regularization": r} for f in (32, 64) for r in (0.01, 0.1)],
+    "itemknn": [{"k": k, "shrinkage": s} for k in (10, 100) for s in (0.0, 10.0)],
+    "ease": [{"l2": v} for v in (50.0, 100.0, 500.0)],
+    "als": [{"factors": f, "regularization": r} for f in (64, 256) for r in (1.0, 10.0)],
     "bpr": [{"factors": f, "learning_rate": lr} for f in (32, 64) for lr in (0.01, 0.05)],
     "sasrec": [{}],
 }
