@@ -21,9 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
-
-from facetrec.data.ingest import InteractionColumns, load_files  # noqa: E402
+from common import write_results
+from facetrec.data.ingest import InteractionColumns, load_files
 
 
 def make_files(directory: Path, rows: int, seed: int) -> dict[str, Path]:
@@ -85,7 +84,9 @@ def main() -> None:
         table.add_column(column, justify="right")
     for row in rows_out:
         m = row["metrics"]
-        table.add_row(escape(row["model"]), f"{m['seconds']:.2f}", f"{m['rows_per_s']:,}", f"{m['kept_interactions']:,}")
+        table.add_row(
+            escape(row["model"]), f"{m['seconds']:.2f}", f"{m['rows_per_s']:,}", f"{m['kept_interactions']:,}"
+        )
     console.print(table)
     console.print(f"wrote {write_results('ingest_speed', rows_out)}")
 
