@@ -90,7 +90,7 @@ def results_table(experiment: Experiment) -> Table:
         title=f"{experiment.dataset}: {experiment.split.protocol}, {first.settings['ranking']} ranking, history "
         f"{'excluded' if first.settings['exclude_history'] else 'included'}, {first.settings['users']:,} users"
     )
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for run in experiment.runs:
         table.add_column(run.kind, justify="right")
     for name in first.summary:
