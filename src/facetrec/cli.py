@@ -219,6 +219,9 @@ def evaluate(
     first_only: Annotated[
         bool, typer.Option(help="Keep each user's first event per item (drop repeat views/carts/purchases).")
     ] = False,
+    click_auc: Annotated[
+        bool, typer.Option(help="Treat view events as shown-but-not-clicked impressions and report click AUC.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
 ) -> None:
     """Fit and evaluate models side by side on one split (full ranking by default)."""
@@ -246,6 +249,7 @@ def evaluate(
             tune=tune,
             seed=seed,
             first_only=first_only,
+            click_auc=click_auc,
             interests=interests,
             on_event=lambda message: (console.print(f"  {message}"), status.update(message)),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -55,3 +56,50 @@ def test_experiment_respects_an_explicit_config():
     result = experiment.runs[0].test
     assert list(result.summary) == ["ndcg@5"] and result.settings["exclude_history"] is False
     assert experiment.split.protocol == "multi-target"
+
+
+class SpyScorer(PopularityScorer):
+    """Popularity that remembers what it was trained on."""
+
+    seen: ClassVar[list] = []
+
+    def fit(self, train, catalog=None, valid=None):
+        SpyScorer.seen.append(train)
+        return super().fit(train, catalog, valid)
+
+
+@pytest.mark.parametrize("protocol", ["loo", "temporal", "ratio", "multi-target"])
+def test_no_test_event_is_visible_in_training(monkeypatch, protocol):
+    monkeypatch.setitem(SCORERS, "spy", f"{__name__}:SpyScorer")
+    SpyScorer.seen.clear()
+    data = small_synthetic().dataset
+    experiment = run_experiment(data, ["spy"], protocol=protocol, config=EvalConfig(metrics=("hr@5",), bootstrap=0))
+    (train,) = SpyScorer.seen
+    targets = experiment.split.test.targets
+
+    def events(part):
+        return set(zip(part.user_idx.tolist(), part.item_idx.tolist(), part.timestamp.tolist(), strict=True))
+
+    assert not events(targets) & events(train)
+    last_train = np.full(train.n_users, np.iinfo(np.int64).min)
+    np.maximum.at(last_train, train.user_idx, train.timestamp)
+    assert (last_train[targets.user_idx] <= targets.timestamp).all()
+
+
+def test_cold_items_and_rating_prediction_are_reported(tmp_path):
+    synthetic = small_synthetic()
+    experiment = run_experiment(
+        synthetic.dataset,
+        ["pop", "bias"],
+        protocol="temporal",
+        config=EvalConfig(metrics=("hr@10", "recall@10"), bootstrap=0),
+    )
+    pop, bias = experiment.runs
+    assert pop.cold is not None and pop.cold.settings["targets"] > 0
+    assert pop.cold.summary["recall@10"] == 0  # popularity cannot recommend an item nobody has seen
+    assert pop.warm.summary["recall@10"] > 0
+    assert set(bias.other) >= {"rmse", "mae"} and "rmse" not in pop.other
+    assert "auc" not in pop.other  # views are engagement here, not negatives, unless asked
+    write_report(experiment, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Cold-start items" in report and "rmse = " in report

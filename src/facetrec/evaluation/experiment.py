@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,21 @@ import scipy.sparse as sp
 from facetrec.data.dataset import Dataset
 from facetrec.data.filters import first_occurrences
 from facetrec.data.split import Split, make_split
-from facetrec.evaluation.protocol import EvalConfig, EvalResult, ItemSide, evaluate
+from facetrec.evaluation.protocol import (
+    EvalConfig,
+    EvalResult,
+    ItemSide,
+    cold_targets,
+    evaluate,
+    evaluate_clicks,
+    evaluate_ratings,
+)
+from facetrec.scoring.base import Scorer
 from facetrec.scoring.registry import SEARCH_SPACES, make_scorer
+from facetrec.types import Event
+
+CLICK_EVENTS = (Event.CLICK, Event.CART, Event.PURCHASE)
+"""Events that count as a positive response to an item shown (a view is the negative)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +44,13 @@ class ModelRun:
     fit_seconds: float
     tuning: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     """(params, validation score) for each tried setting, when tuned."""
+    cold: EvalResult | None = None
+    """Accuracy on the test targets whose items never occur in training (None: there are none)."""
+    warm: EvalResult | None = None
+    """Accuracy on the other test targets, for comparison with ``cold``."""
+    other: dict[str, float] = field(default_factory=dict)
+    """Rating prediction (rmse, mae) for rating models, click prediction (auc, gauc) where the
+    test targets mix clicks with shown-but-not-clicked views."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +88,7 @@ def run_experiment(
     tune_metric: str = "ndcg@10",
     seed: int = 0,
     first_only: bool = False,
+    click_auc: bool = False,
     interests: tuple[np.ndarray, sp.csr_matrix] | None = None,
     on_event: Callable[[str], None] = lambda message: None,
 ) -> Experiment:
@@ -76,6 +97,8 @@ def run_experiment(
     ``interests`` = (item topic per item, users x topics ground truth) enables interest
     coverage (synthetic data); otherwise categories come from the catalogue. ``first_only``
     keeps each user's first event per item (see :func:`facetrec.data.filters.first_occurrences`).
+    ``click_auc`` reads view events as shown-but-not-clicked impressions (as in MIND) and adds
+    click-prediction AUC; leave it off where a view is itself engagement.
     """
     data = first_occurrences(dataset.interactions) if first_only else dataset.interactions
     split = make_split(data, protocol, seed)
@@ -103,9 +126,39 @@ def run_experiment(
         scorer = make_scorer(kind, chosen, seed).fit(split.train, dataset.catalog, split.valid)
         fit_seconds = time.perf_counter() - start
         result = evaluate(scorer, split.test, config, items, name=kind, user_interests=user_interests)
+        cold, warm = _cold_and_warm(scorer, split, config, kind)
+        other = _other_protocols(scorer, split, click_auc)
         on_event(
             f"{kind}: fitted in {fit_seconds:.1f} s, test "
             + ", ".join(f"{name} = {value:.4f}" for name, value in list(result.summary.items())[:3])
         )
-        runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning))
+        runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning, cold, warm, other))
     return Experiment(dataset.name, split, config, runs, seed, first_only)
+
+
+def _cold_and_warm(
+    scorer: Scorer, split: Split, config: EvalConfig, kind: str
+) -> tuple[EvalResult | None, EvalResult | None]:
+    """Accuracy separately on targets whose items are new at test time and on the others."""
+    counts = np.bincount(split.train.item_idx, minlength=split.train.n_items)
+    cold_set = cold_targets(split.test, counts)
+    if len(cold_set.targets) == 0:
+        return None, None
+    accuracy = tuple(m for m in config.metrics if m.split("@")[0] in ("hr", "ndcg", "recall", "mrr"))
+    subset = replace(config, metrics=accuracy or ("recall@10",))
+    return (
+        evaluate(scorer, cold_set, subset, name=f"{kind} (cold items)"),
+        evaluate(scorer, cold_targets(split.test, counts, cold=False), subset, name=f"{kind} (warm items)"),
+    )
+
+
+def _other_protocols(scorer: Scorer, split: Split, click_auc: bool) -> dict[str, float]:
+    """Rating and click prediction, where the scorer and the test targets allow them."""
+    out: dict[str, float] = {}
+    targets = split.test.targets
+    if getattr(scorer, "predicts_ratings", False) and (~np.isnan(targets.rating)).any():
+        out.update(evaluate_ratings(scorer, split.test))
+    clicks, views = np.isin(targets.event, CLICK_EVENTS), targets.event == Event.VIEW
+    if click_auc and clicks.any() and views.any():
+        out.update(evaluate_clicks(scorer, split.test, CLICK_EVENTS, [Event.VIEW]))
+    return out

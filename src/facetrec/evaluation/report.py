@@ -24,6 +24,9 @@ def summary_rows(experiment: Experiment) -> list[dict[str, Any]]:
             "fit_seconds": round(run.fit_seconds, 3),
             "eval_seconds": round(run.test.seconds, 3),
             "tuning": [{"params": p, "validation": _num(s)} for p, s in run.tuning],
+            "cold_items": None if run.cold is None else {k: _num(v) for k, v in run.cold.summary.items()},
+            "warm_items": None if run.warm is None else {k: _num(v) for k, v in run.warm.summary.items()},
+            "other": {k: _num(v) for k, v in run.other.items()},
         }
         for run in experiment.runs
     ]
@@ -86,6 +89,24 @@ def _markdown(experiment: Experiment, header: dict[str, Any]) -> str:
             low, high = run.test.ci.get(name, (np.nan, np.nan))
             cells.append(f"{value:.4f}" + (f" [{low:.4f}, {high:.4f}]" if np.isfinite(low) else ""))
         lines.append(f"| {run.kind} | " + " | ".join(cells) + f" | {run.fit_seconds:.1f} |")
+    cold_runs = [r for r in experiment.runs if r.cold is not None and r.warm is not None]
+    if cold_runs:
+        names = list(cold_runs[0].cold.summary)
+        lines += [
+            "",
+            f"## Cold-start items ({cold_runs[0].cold.settings['targets']:,} test targets on items never "
+            "seen in training)",
+            "",
+            "| model | " + " | ".join(f"{n} cold / warm" for n in names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for r in cold_runs:
+            cells = [f"{r.cold.summary[n]:.4f} / {r.warm.summary[n]:.4f}" for n in names]
+            lines.append(f"| {r.kind} | " + " | ".join(cells) + " |")
+    other_runs = [r for r in experiment.runs if r.other]
+    if other_runs:
+        lines += ["", "## Rating and click prediction", ""]
+        lines += [f"- {r.kind}: " + ", ".join(f"{k} = {v:.4g}" for k, v in r.other.items()) for r in other_runs]
     lines += ["", "Parameters: " + "; ".join(f"{r.kind} {r.params or 'defaults'}" for r in experiment.runs), ""]
     return "\n".join(lines)
 
