@@ -91,3 +91,17 @@ def test_item_list_from_idx_and_duplicates():
         ItemList.from_idx(np.array([1, 1]), np.array([0.5, 0.4]), ITEMS)
     with pytest.raises(DataError, match=r"fields\['x'\]: length 1"):
         ItemList.from_idx(np.array([1, 2]), np.array([0.5, 0.4]), ITEMS, x=np.array([1]))
+
+
+def test_item_embeddings_validation_and_normalize():
+    from facetrec.types import ItemEmbeddings
+
+    emb = ItemEmbeddings(np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]]), ITEMS, "test")
+    assert emb.vectors.dtype == np.float32 and emb.dim == 2 and len(emb) == 3
+    unit = emb.normalize()
+    np.testing.assert_allclose(unit.vectors, [[0.6, 0.8], [0, 0], [1, 0]])
+    assert unit.normalized and unit.encoder_id == "test"
+    with pytest.raises(DataError, match=r"expected shape \(3, d\) for 3 items, got \(2, 2\)"):
+        ItemEmbeddings(np.zeros((2, 2)), ITEMS, "x")
+    with pytest.raises(DataError, match="NaN"):
+        ItemEmbeddings(np.full((3, 2), np.nan), ITEMS, "x")

@@ -207,6 +207,46 @@ class ItemCatalog:
         return titles[idx] if titles is not None and titles[idx] else str(self.items.id_of(idx))
 
 
+@dataclass(frozen=True, eq=False)
+class ItemEmbeddings:
+    """One vector per item (row i is item i of ``items``), from one encoder and modality.
+
+    ``encoder_id`` names what produced the vectors (model and settings), so that vectors from
+    different encoders are never mixed; ``normalized`` says whether rows have unit L2 norm.
+    """
+
+    vectors: np.ndarray
+    items: Vocabulary
+    encoder_id: str
+    modality: str = "text"
+    normalized: bool = False
+
+    def __post_init__(self) -> None:
+        vectors = np.asarray(self.vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(self.items):
+            raise DataError(
+                f"ItemEmbeddings.vectors: expected shape ({len(self.items)}, d) for {len(self.items)} items, "
+                f"got {vectors.shape}"
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise DataError("ItemEmbeddings.vectors: contains NaN or infinite values")
+        object.__setattr__(self, "vectors", vectors)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def normalize(self) -> ItemEmbeddings:
+        """Unit-norm copy (zero vectors stay zero), for cosine similarity as a dot product."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        unit = np.divide(self.vectors, norms, out=np.zeros_like(self.vectors), where=norms > 0)
+        return ItemEmbeddings(unit, self.items, self.encoder_id, self.modality, True)
+
+
 @dataclass(frozen=True)
 class Query:
     """One recommendation request: a known user, a raw history, or both.
