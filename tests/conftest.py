@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download models
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 

@@ -75,3 +75,10 @@ def test_invalid_config():
         ItemKNNScorer(shrinkage=-1.0)
     with pytest.raises(ConfigError, match="feedback must be one of"):
         ItemKNNScorer(feedback="ratings")
+
+
+def test_history_matrix_ignores_events_weighted_zero():
+    users, items = Vocabulary(["u"], "user"), Vocabulary(["a", "b"], "item")
+    data = Interactions([0, 0], [0, 1], [1, 2], users, items, weight=[0.0, 1.0])
+    assert history_matrix(data, np.array([0])).toarray().tolist() == [[0.0, 1.0]]
+    assert history_matrix(data, np.array([0]), "weight").nnz == 1

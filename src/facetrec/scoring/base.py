@@ -68,9 +68,9 @@ def check_feedback(value: str) -> None:
 def history_matrix(history: Interactions, users: np.ndarray, feedback: str = "binary") -> sp.csr_matrix:
     """Row ``r`` holds user ``users[r]``'s events in ``history`` (float32 CSR [len(users), n_items]).
 
-    ``feedback="binary"`` puts 1 where the user had any event with the item, ``"weight"`` the sum
-    of the event weights. Only the requested users' events are read, so scoring in batches stays
-    linear in the history size; repeated users get repeated rows.
+    ``feedback="binary"`` puts 1 where the user's events with the item have a positive total
+    weight, ``"weight"`` the sum of the event weights. Only the requested users' events are read,
+    so scoring in batches stays linear in the history size; repeated users get repeated rows.
     """
     users = np.asarray(users, dtype=np.int64)
     unique, inverse = np.unique(users, return_inverse=True)
@@ -78,11 +78,13 @@ def history_matrix(history: Interactions, users: np.ndarray, feedback: str = "bi
     row_of[unique] = np.arange(len(unique))
     rows = row_of[history.user_idx]
     keep = rows >= 0
-    values = history.weight[keep] if feedback == "weight" else np.ones(int(keep.sum()), np.float32)
     matrix = sp.csr_matrix(
-        (values, (rows[keep], history.item_idx[keep])), shape=(len(unique), history.n_items), dtype=np.float32
+        (history.weight[keep], (rows[keep], history.item_idx[keep])),
+        shape=(len(unique), history.n_items),
+        dtype=np.float32,
     )
     matrix.sum_duplicates()
+    matrix.eliminate_zeros()  # an event weighted 0 (e.g. a one-star "never again" review) is no interest
     if feedback == "binary":
         matrix.data[:] = 1.0
     in_order = len(unique) == len(users) and np.array_equal(unique, users)
