@@ -20,6 +20,7 @@ SCORERS: dict[str, str] = {
     "als": "facetrec.scoring.matrix_factorization:ALSScorer",
     "bpr": "facetrec.scoring.matrix_factorization:BPRScorer",
     "sasrec": "facetrec.scoring.sasrec:SASRecScorer",
+    "content": "facetrec.scoring.content_knn:ContentKNNScorer",
 }
 
 SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
@@ -30,6 +31,7 @@ SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
     "als": [{"factors": f, "regularization": r} for f in (64, 256) for r in (1.0, 10.0)],
     "bpr": [{"factors": f, "learning_rate": lr} for f in (32, 64) for lr in (0.01, 0.05)],
     "sasrec": [{}],
+    "content": [{"history_length": n} for n in (10, 50)],
 }
 """Small validation grids for ``--tune``; each entry overrides the scorer's defaults."""
 
