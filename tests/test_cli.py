@@ -173,3 +173,23 @@ def test_import_source_with_options(shared_dataset, tmp_path):
         ["data", "import", "amazon-2018", "--path", str(path), "--option", "colour=red", "--out", str(tmp_path / "x")],
     )
     assert result.exit_code != 0 and "unknown option(s) colour" in str(result.exception)
+
+
+def test_encode_then_similar(tmp_path):
+    data = tmp_path / "synth"
+    run("data", "synth", "--out", str(data), "--users", "100", "--items", "60")
+    text = run("encode", "--dataset", str(data), "--model", "lexical", "--cache", str(tmp_path / "cache"))
+    assert "embeddings" in text and (data / "item_embeddings.npy").is_file()
+    dataset = Dataset.load(data)
+    first = dataset.catalog.items.ids[0]
+    text = run("similar", first, "--dataset", str(data), "--n", "3")
+    assert f"nearest to {first}" in text and text.count("│") > 6
+    result = runner.invoke(app, ["similar", "no-such-item", "--dataset", str(data)])
+    assert result.exit_code != 0 and "unknown item id 'no-such-item'" in str(result.exception)
+
+
+def test_similar_without_embeddings_says_what_to_run(tmp_path):
+    data = tmp_path / "synth"
+    run("data", "synth", "--out", str(data), "--users", "60", "--items", "40")
+    result = runner.invoke(app, ["similar", "i00001", "--dataset", str(data)])
+    assert "facetrec encode --dataset" in str(result.exception)

@@ -294,6 +294,72 @@ def _planted_interests(directory: Path):
 
 
 @app.command()
+def encode(
+    dataset: Annotated[Path, typer.Option(help="A dataset directory; the embeddings are written into it.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="minilm (bundled, offline), lexical (TF-IDF + LSA), or a sentence-transformers "
+            "model name or local path."
+        ),
+    ] = "minilm",
+    backend: Annotated[
+        str, typer.Option(help="torch, or onnx (int8-quantised ONNX Runtime, faster on CPUs).")
+    ] = "torch",
+    max_tokens: Annotated[int, typer.Option(help="Truncate item texts to this many tokens.")] = 128,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Embedding cache (default: $FACETREC_CACHE_DIR/embeddings); nothing is encoded twice."),
+    ] = None,
+) -> None:
+    """Encode every item's text (title, categories, tags, description) into item embeddings."""
+    from facetrec.content.store import save_item_embeddings
+    from facetrec.data.dataset import Dataset
+    from facetrec.scoring.content_knn import ContentKNNConfig, encode_catalog
+
+    if backend not in ("torch", "onnx"):
+        raise typer.BadParameter("choose torch or onnx", param_hint="--backend")
+    if backend == "onnx" and model != "minilm":
+        raise typer.BadParameter("the onnx backend is wired for the bundled minilm model", param_hint="--backend")
+    name = "minilm-onnx-int8" if backend == "onnx" else model
+    data = Dataset.load(dataset)
+    config = ContentKNNConfig(encoder=name, max_tokens=max_tokens, store_dir=str(cache or _cache_dir() / "embeddings"))
+    with _stage(f"encoding {len(data.catalog):,} items with {name}"):
+        embeddings = encode_catalog(data.catalog, config)
+    save_item_embeddings(embeddings, dataset)
+    console.print(f"wrote {len(embeddings):,} x {embeddings.dim} embeddings ({embeddings.encoder_id}) to {dataset}")
+
+
+@app.command()
+def similar(
+    item: Annotated[str, typer.Argument(help="An item id.")],
+    dataset: Annotated[Path, typer.Option(help="A dataset directory with embeddings from `facetrec encode`.")],
+    n: Annotated[int, typer.Option(help="How many neighbours.")] = 10,
+) -> None:
+    """Print the items whose embeddings are nearest to ITEM, with titles: a sanity check to read."""
+    import numpy as np
+    from rich.table import Table
+
+    from facetrec.content.store import load_item_embeddings
+    from facetrec.data.dataset import Dataset
+
+    data = Dataset.load(dataset)
+    vectors = load_item_embeddings(dataset, data.catalog.items).normalize().vectors
+    index = data.catalog.items.index(item)
+    if not 1 <= n < len(vectors):
+        raise typer.BadParameter(f"must be between 1 and {len(vectors) - 1}", param_hint="--n")
+    scores = vectors @ vectors[index]
+    scores[index] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:n]
+    table = Table(title=f"nearest to {item}: {data.catalog.title(index)}")
+    for column in ("item", "title", "cosine"):
+        table.add_column(column, justify="right" if column == "cosine" else "left")
+    for j in order:
+        table.add_row(str(data.catalog.items.id_of(int(j))), data.catalog.title(int(j)), f"{scores[j]:.3f}")
+    console.print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its dataset.")] = Path("demo-output"),
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,

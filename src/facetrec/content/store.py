@@ -217,3 +217,36 @@ def embed_items(
     else:
         vectors = encode_cached(encoder, texts, store, chunk_size=chunk_size, batch_size=batch_size, progress=progress)
     return ItemEmbeddings(vectors, items, encoder.encoder_id, modality="text", normalized=encoder.normalize)
+
+
+def save_item_embeddings(embeddings: ItemEmbeddings, directory: str | Path) -> Path:
+    """Write ``item_embeddings.npy`` + ``.json`` into a dataset directory (the ids' hash guards alignment)."""
+    out = Path(directory)
+    np.save(out / "item_embeddings.npy", embeddings.vectors)
+    meta = {
+        "encoder_id": embeddings.encoder_id,
+        "modality": embeddings.modality,
+        "normalized": embeddings.normalized,
+        "items": len(embeddings.items),
+        "items_sha256": _ids_digest(embeddings.items),
+    }
+    path = out / "item_embeddings.json"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_item_embeddings(directory: str | Path, items: Vocabulary) -> ItemEmbeddings:
+    """Read what :func:`save_item_embeddings` wrote, checking it belongs to ``items``."""
+    root = Path(directory)
+    meta_path = root / "item_embeddings.json"
+    if not meta_path.is_file():
+        raise DataError(f"{root}: no item embeddings; create them with `facetrec encode --dataset {root}`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("items_sha256") != _ids_digest(items):
+        raise DataError(f"{root}: the item embeddings were made for other items; re-run `facetrec encode`")
+    vectors = np.load(root / "item_embeddings.npy", mmap_mode="r")
+    return ItemEmbeddings(np.asarray(vectors), items, meta["encoder_id"], meta["modality"], meta["normalized"])
+
+
+def _ids_digest(items: Vocabulary) -> str:
+    return hashlib.sha256("\n".join(items.ids.tolist()).encode()).hexdigest()[:16]
