@@ -21,8 +21,12 @@ test: $(STAMP)  ## lint, then the test suite (real-data tests skip when the data
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/
+bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (tens of minutes)
 	$(BIN)/python benchmarks/ingest_speed.py
+	$(BIN)/python benchmarks/eval_speed.py
+	$(BIN)/python benchmarks/ml100k_baselines.py
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/encode_throughput.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
