@@ -9,6 +9,7 @@ results/ml100k_baselines.json; with --report DIR also report.md, per-user metric
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,12 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="tune each model on the validation targets first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        help='per-model overrides as JSON, e.g. \'{"sasrec": {"dropout": 0.4}}\'',
+    )
     args = parser.parse_args()
     root = Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     if not (root / "ml-100k").is_dir():
@@ -42,6 +49,7 @@ def main() -> None:
         dataset,
         args.models.split(","),
         config=EvalConfig(metrics=METRICS, seed=args.seed),
+        params=args.params,
         tune=args.tune,
         seed=args.seed,
         on_event=lambda message: console.print(f"  {message}"),

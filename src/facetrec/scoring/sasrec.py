@@ -37,7 +37,7 @@ class SASRecConfig:
     """Transformer blocks."""
     heads: int = 1
     """Attention heads per block; must divide ``hidden``."""
-    dropout: float = 0.2
+    dropout: float = 0.4
     """Dropout on embeddings, attention weights and block outputs."""
     lr: float = 1e-3
     """Adam learning rate."""
