@@ -98,18 +98,8 @@ def load_amazon_2018(
             }
         )
         catalog = _clean_catalog(catalog, reviews, meta_path.name, all_meta_items, notes)
-    dataset = build_dataset(
-        reviews,
-        catalog,
-        name=name,
-        columns=_COLUMNS,
-        item_columns=_common.present(_ITEMS, catalog),
-        options=_common.options(
-            False, min_user_interactions, min_item_interactions, timestamp_unit="s", rating_range=(1, 5)
-        ),
-        source=reviews_path.name,
-        items_source=meta_path.name if meta_path else "items",
-        notes=tuple(notes),
+    dataset = _build(
+        reviews, catalog, name, notes, reviews_path, meta_path, "s", min_user_interactions, min_item_interactions
     )
     return _common.with_extras(dataset, source="amazon-2018", category=category, homepage=HOMEPAGE_2018)
 
@@ -165,20 +155,35 @@ def load_amazon_2023(
             }
         )
         catalog = _clean_catalog(catalog, reviews, meta_path.name, all_meta_items, notes)
-    dataset = build_dataset(
+    dataset = _build(
+        reviews, catalog, name, notes, reviews_path, meta_path, "ms", min_user_interactions, min_item_interactions
+    )
+    return _common.with_extras(dataset, source="amazon-2023", category=category, homepage=HOMEPAGE_2023)
+
+
+def _build(
+    reviews: pd.DataFrame,
+    catalog: pd.DataFrame | None,
+    name: str,
+    notes: list[str],
+    reviews_path: Path,
+    meta_path: Path | None,
+    unit: str,
+    min_user: int,
+    min_item: int,
+) -> Dataset:
+    """The shared last step of both releases: validate and index through ``build_dataset``."""
+    return build_dataset(
         reviews,
         catalog,
         name=name,
         columns=_COLUMNS,
         item_columns=_common.present(_ITEMS, catalog),
-        options=_common.options(
-            False, min_user_interactions, min_item_interactions, timestamp_unit="ms", rating_range=(1, 5)
-        ),
+        options=_common.options(False, min_user, min_item, timestamp_unit=unit, rating_range=(1, 5)),
         source=reviews_path.name,
         items_source=meta_path.name if meta_path else "items",
         notes=tuple(notes),
     )
-    return _common.with_extras(dataset, source="amazon-2023", category=category, homepage=HOMEPAGE_2023)
 
 
 def _category(root: Path, category: str | None, patterns: tuple[str, ...], source: str, example: str) -> str:
