@@ -4,7 +4,9 @@ SASRec (Kang & McAuley, ICDM 2018) reads a user's items oldest first and predict
 at every position. Klenitskiy & Vasilev (RecSys 2023) showed that replacing its sampled binary
 loss with cross-entropy over the whole catalogue ("SASRec+") makes it beat BERT4Rec; that is the
 loss here. Items are shifted by one so that 0 is padding; sequences are left-padded, so the last
-column is always the most recent event and position embeddings count back from it.
+column is always the most recent event and position embeddings count back from it. Every
+(item, next item) pair of the training data is used once per epoch: a history longer than
+``max_len`` is cut into several training rows rather than truncated.
 """
 
 from __future__ import annotations
