@@ -3,7 +3,7 @@ import pytest
 
 from facetrec.errors import DataError
 from facetrec.ids import Vocabulary
-from facetrec.types import MAX_LIST_LENGTH, Event, Interactions, ItemCatalog, ItemList, Query
+from facetrec.types import MAX_LIST_LENGTH, Event, Interactions, ItemCatalog, ItemList, Query, UserState
 
 USERS = Vocabulary(["u0", "u1"], "user")
 ITEMS = Vocabulary(["a", "b", "c"], "item")
@@ -105,3 +105,16 @@ def test_item_embeddings_validation_and_normalize():
         ItemEmbeddings(np.zeros((2, 2)), ITEMS, "x")
     with pytest.raises(DataError, match="NaN"):
         ItemEmbeddings(np.full((3, 2), np.nan), ITEMS, "x")
+
+
+def test_user_state_validation():
+    state = UserState(np.eye(2, 3), [0.25, 0.75], [4, 7, 9], np.full((2, 3), 1 / 3))
+    assert state.k == 2 and state.interests.dtype == np.float32 and state.history_idx.dtype == np.int32
+    with pytest.raises(DataError, match="sum to 1"):
+        UserState(np.eye(2, 3), [0.5, 0.6], [4], np.ones((2, 1)))
+    with pytest.raises(DataError, match=r"attention: expected shape \(2, 3\)"):
+        UserState(np.eye(2, 3), [0.5, 0.5], [4, 7, 9], np.ones((2, 2)))
+    with pytest.raises(DataError, match="interests: expected shape"):
+        UserState(np.ones(3), [1.0], [], np.ones((1, 0)))
+    with pytest.raises(DataError, match="NaN"):
+        UserState(np.full((1, 3), np.nan), [1.0], [], np.ones((1, 0)))

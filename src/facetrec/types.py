@@ -247,6 +247,47 @@ class ItemEmbeddings:
         return ItemEmbeddings(unit, self.items, self.encoder_id, self.modality, True)
 
 
+@dataclass(frozen=True, eq=False)
+class UserState:
+    """What a user model knows of one user: ``k`` interest vectors and how much each matters.
+
+    ``interests`` [k, d] live in the item-vector space a scorer ranks with (an item's score
+    under interest j is their dot product); ``weights`` [k] are non-negative and sum to 1;
+    ``history_idx`` are the item indices the state was built from, oldest first, and
+    ``attention`` [k, len(history_idx)] says how much each of them shaped each interest (rows
+    sum to 1), which is what explanations and interest labels are made from.
+    """
+
+    interests: np.ndarray
+    weights: np.ndarray
+    history_idx: np.ndarray
+    attention: np.ndarray
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        interests = np.ascontiguousarray(self.interests, dtype=np.float32)
+        if interests.ndim != 2 or interests.shape[0] < 1:
+            raise DataError(f"UserState.interests: expected shape (k, d) with k >= 1, got {interests.shape}")
+        k = interests.shape[0]
+        put(self, "interests", interests)
+        put(self, "weights", _array("UserState.weights", self.weights, np.float32, k))
+        put(self, "history_idx", _array("UserState.history_idx", self.history_idx, np.int32))
+        attention = np.asarray(self.attention, dtype=np.float32)
+        if attention.shape != (k, len(self.history_idx)):
+            raise DataError(
+                f"UserState.attention: expected shape ({k}, {len(self.history_idx)}), got {attention.shape}"
+            )
+        put(self, "attention", attention)
+        if not (np.isfinite(interests).all() and np.isfinite(self.weights).all()):
+            raise DataError("UserState: interests or weights contain NaN or infinite values")
+        if (self.weights < 0).any() or not np.isclose(self.weights.sum(), 1.0, atol=1e-4):
+            raise DataError(f"UserState.weights: must be >= 0 and sum to 1, got {self.weights.tolist()}")
+
+    @property
+    def k(self) -> int:
+        return self.interests.shape[0]
+
+
 @dataclass(frozen=True)
 class Query:
     """One recommendation request: a known user, a raw history, or both.
