@@ -7,8 +7,9 @@ import torch
 from facetrec.data.split import EvalSet, leave_one_out
 from facetrec.errors import ConfigError, DataError
 from facetrec.ids import Vocabulary
+from facetrec.interests.sequences import ndcg_at_10 as _ndcg_at_10
 from facetrec.scoring.popularity import PopularityScorer
-from facetrec.scoring.sasrec import SASRec, SASRecScorer, _ndcg_at_10, _training_sequences
+from facetrec.scoring.sasrec import SASRec, SASRecScorer, _training_sequences
 from facetrec.testing import ScorerConformance, small_synthetic
 from facetrec.types import Interactions
 

@@ -11,7 +11,6 @@ column is always the most recent event and position embeddings count back from i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Self
 
@@ -22,11 +21,11 @@ from torch import nn
 
 from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
+from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, training_rows, trim, windows
+from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.scoring.base import Scorer
 from facetrec.training import TrainConfig, fit_loop, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog
-
-_EVAL_BATCH = 256  # users encoded at once when scoring and validating
 
 
 @dataclass(frozen=True)
@@ -86,46 +85,6 @@ class SASRecConfig:
 # --------------------------------------------------------------------------- the model
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention in which a position reads only itself and earlier real items.
-
-    ``allowed`` [batch, 1, width, width] is the causal mask AND the key padding mask, plus each
-    position's own key, so that no row is empty and padded rows stay finite. One fused
-    ``scaled_dot_product_attention`` call with this mask trained 2.5x faster on CPU than
-    ``nn.MultiheadAttention`` with the two masks; dropout acts on the output, because dropout on
-    the attention weights made the call 15x slower on CPU.
-    """
-
-    def __init__(self, hidden: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.out = nn.Linear(hidden, hidden)
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        batch, width, hidden = x.shape
-        q, k, v = self.qkv(x).view(batch, width, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.out(y.transpose(1, 2).reshape(batch, width, hidden))
-
-
-class Block(nn.Module):
-    """Pre-norm Transformer block: ``x + attention(norm(x))``, then ``x + feed_forward(norm(x))``."""
-
-    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden)
-        self.attention = CausalSelfAttention(hidden, heads)
-        self.norm2 = nn.LayerNorm(hidden)
-        # SASRec's point-wise feed-forward keeps the hidden width (not GPT's 4x).
-        self.feed_forward = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.norm1(x), allowed))
-        return x + self.dropout(self.feed_forward(self.norm2(x)))
-
-
 class SASRec(nn.Module):
     """Item and position embeddings, causal Transformer blocks, a final layer norm.
 
@@ -143,7 +102,7 @@ class SASRec(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(hidden)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         width = seq.shape[1]
@@ -152,9 +111,7 @@ class SASRec(nn.Module):
         # Right-aligned positions: the most recent item is always position max_len - 1.
         positions = torch.arange(self.max_len - width, self.max_len, device=seq.device)
         x = self.dropout(self.item(seq) + self.position(positions)) * real
-        earlier = torch.ones(width, width, dtype=torch.bool, device=seq.device).tril()
-        itself = torch.eye(width, dtype=torch.bool, device=seq.device)
-        allowed = (earlier & (~padding[:, None, :] | itself)).unsqueeze(1)  # [batch, 1, query, key]
+        allowed = causal_allowed(padding)
         for block in self.blocks:
             x = block(x, allowed) * real  # padded states stay exactly zero
         return self.norm(x) * real
@@ -163,50 +120,11 @@ class SASRec(nn.Module):
         return states @ self.item.weight[1:].T
 
 
-def _init_weights(module: nn.Module) -> None:
-    """Small normal weights (GPT-2 style): tied output logits start near zero, the loss near log(n_items)."""
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, std=0.02)
-        if module.padding_idx is not None:
-            nn.init.zeros_(module.weight[module.padding_idx])
-
-
-# --------------------------------------------------------------------------- sequences
-
-
-def _windows(items: np.ndarray, start: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
-    """Row r: the last ``width`` of ``items[start[r]:end[r]]``, shifted by 1, right-aligned, 0-padded."""
-    length = np.clip(end - start, 0, width)
-    source = end[:, None] - width + np.arange(width)
-    real = np.arange(width) >= width - length[:, None]
-    out = np.zeros(source.shape, dtype=np.int32)
-    out[real] = items[source[real]] + 1
-    return out
-
-
 def _training_sequences(items: np.ndarray, offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-item targets [rows, width] that use every (item, next item) pair once.
-
-    A user with more than ``width`` pairs is cut into several rows, the most recent first, so a
-    long history is not truncated to its last ``width`` events.
-    """
-    pairs = np.maximum(np.diff(offsets) - 1, 0)
-    rows = -(-pairs // width)
-    user = np.repeat(np.arange(len(pairs)), rows)
-    back = np.arange(len(user)) - np.repeat(np.cumsum(rows) - rows, rows)  # 0: the user's most recent row
-    start, end = offsets[user], offsets[user + 1] - back * width
+    """Inputs and next-item targets [rows, width] that use every (item, next item) pair once."""
+    start, end = training_rows(offsets, width)
     # The input at column c is the event just before the target at column c.
-    return _windows(items, start, end - 1, width), _windows(items, start + 1, end, width)
-
-
-def _trim(seq: torch.Tensor) -> slice:
-    """The columns of a left-padded batch that hold at least one item (saves attention work)."""
-    width = int((seq > 0).sum(1).max())
-    return slice(seq.shape[1] - max(width, 1), None)
+    return windows(items, start, end, width), windows(items, start + 1, end + 1, width)
 
 
 @torch.no_grad()
@@ -217,25 +135,11 @@ def _next_item_scores(model: SASRec, seq: np.ndarray, popularity: np.ndarray) ->
     device = next(model.parameters()).device
     fallback = torch.from_numpy(popularity).to(device)
     out = [fallback.new_zeros(0, len(popularity))]
-    for chunk in torch.from_numpy(seq).split(_EVAL_BATCH):
-        chunk = chunk[:, _trim(chunk)].to(device, torch.long)
+    for chunk in torch.from_numpy(seq).split(EVAL_BATCH):
+        chunk = chunk[:, trim(chunk)].to(device, torch.long)
         logits = model.logits(model(chunk)[:, -1])
         out.append(torch.where((chunk[:, -1] == 0)[:, None], fallback, logits))
     return torch.cat(out)
-
-
-def _ndcg_at_10(scores: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """NDCG@10 per target under full ranking, with one relevant item per target.
-
-    ``scores`` [users, items]; ``seen`` marks history items, which are never ranked; target t
-    is item ``items[t]`` of user row ``rows[t]``. With one relevant item NDCG is
-    1 / log2(rank + 2) when its 0-based rank is below 10, else 0. Ties rank the target last, so
-    a constant score earns nothing.
-    """
-    scores = scores.masked_fill(seen, -math.inf)
-    target = scores[rows, items]
-    rank = (scores[rows] >= target[:, None]).sum(1) - 1
-    return torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), 0.0)
 
 
 # --------------------------------------------------------------------------- training
@@ -255,7 +159,7 @@ class _Training:
         total, count = 0.0, 0
         for rows in torch.randperm(len(self.inputs)).split(self.batch_size):
             batch, target = self.inputs[rows], self.targets[rows]
-            cols = _trim(batch)
+            cols = trim(batch)
             seq, target = batch[:, cols].to(self.device, torch.long), target[:, cols].to(self.device, torch.long)
             real = target > 0
             # Loss at every real position, over the whole catalogue (the "+" of SASRec+).
@@ -275,10 +179,7 @@ class _Training:
 
 
 class _ValidatedTraining(_Training):
-    """Adds ``validate``: full-ranking NDCG@10 on a validation set, for early stopping.
-
-    A stand-in until the evaluation harness offers the same measure; it is small on purpose.
-    """
+    """Adds ``validate``: full-ranking NDCG@10 on a validation set, for early stopping."""
 
     def __init__(
         self,
@@ -290,26 +191,16 @@ class _ValidatedTraining(_Training):
         popularity: np.ndarray,
     ) -> None:
         super().__init__(model, inputs, targets, config)
-        self.popularity = popularity
-        history = valid.history.sorted()
+        self.popularity, self.max_len = popularity, config.max_len
+        self.validation = NextItemValidation(valid, self.device)
+
+    def _scores(self, history: Interactions, users: np.ndarray) -> torch.Tensor:
         offsets = history.user_offsets()
-        self.users = np.unique(valid.targets.user_idx)
-        self.seq = _windows(history.item_idx, offsets[self.users], offsets[self.users + 1], config.max_len)
-        self.seen = history.matrix("ones")[self.users].tocsr()
-        self.rows = np.searchsorted(self.users, valid.targets.user_idx)
-        self.items = valid.targets.item_idx.astype(np.int64)
+        seq = windows(history.item_idx, offsets[users], offsets[users + 1], self.max_len)
+        return _next_item_scores(self.model, seq, self.popularity)
 
     def validate(self) -> float:
-        total = 0.0
-        for start in range(0, len(self.users), _EVAL_BATCH):
-            stop = start + _EVAL_BATCH
-            scores = _next_item_scores(self.model, self.seq[start:stop], self.popularity)
-            seen = torch.from_numpy(self.seen[start:stop].toarray() > 0).to(self.device)
-            mine = (self.rows >= start) & (self.rows < stop)
-            rows = torch.from_numpy(self.rows[mine] - start).to(self.device)
-            items = torch.from_numpy(self.items[mine]).to(self.device)
-            total += float(_ndcg_at_10(scores, seen, rows, items).sum())
-        return total / max(len(self.rows), 1)
+        return self.validation(self._scores)
 
 
 # --------------------------------------------------------------------------- the scorer
@@ -391,5 +282,5 @@ class SASRecScorer(Scorer[SASRecConfig]):
         model = self._model()
         history = history.sorted()
         offsets = history.user_offsets()
-        seq = _windows(history.item_idx, offsets[users], offsets[users + 1], self.config.max_len)
+        seq = windows(history.item_idx, offsets[users], offsets[users + 1], self.config.max_len)
         return _next_item_scores(model, seq, self.popularity_).cpu().numpy()

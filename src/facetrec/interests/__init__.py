@@ -1,0 +1,1 @@
+"""User models: from a behaviour sequence to one or several interest vectors."""

@@ -1,0 +1,97 @@
+"""Behaviour sequences as fixed-width tensors, and the next-item validation both sequence models use.
+
+Sequences are left-padded and right-aligned: the last column is always the most recent event,
+and column values are shifted by one so that 0 means padding. A history longer than the width
+is cut into several training rows, so every (event, next event) pair is trained on once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from facetrec.data.split import EvalSet
+
+EVAL_BATCH = 256
+"""Users encoded at once when scoring and validating."""
+
+
+def window_positions(start: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row r reads positions ``end[r] - width .. end[r] - 1`` clipped at ``start[r]``: (source, real)."""
+    length = np.clip(end - start, 0, width)
+    source = end[:, None] - width + np.arange(width)
+    real = np.arange(width) >= width - length[:, None]
+    return np.where(real, source, 0), real
+
+
+def windows(values: np.ndarray, start: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+    """Row r: the last ``width`` of ``values[start[r]:end[r]]``, shifted by 1, right-aligned, 0-padded."""
+    source, real = window_positions(start, end, width)
+    out = np.zeros(source.shape, dtype=np.int32)
+    out[real] = values[source[real]] + 1
+    return out
+
+
+def training_rows(offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) of each training row's *input* events; its targets are the events one later.
+
+    A user with more than ``width`` (event, next event) pairs gets several rows, the most recent
+    first, so a long history is not truncated to its last ``width`` events.
+    """
+    pairs = np.maximum(np.diff(offsets) - 1, 0)
+    rows = -(-pairs // width)
+    user = np.repeat(np.arange(len(pairs)), rows)
+    back = np.arange(len(user)) - np.repeat(np.cumsum(rows) - rows, rows)  # 0: the user's most recent row
+    start, end = offsets[user], offsets[user + 1] - back * width
+    return start, end - 1
+
+
+def trim(seq: torch.Tensor) -> slice:
+    """The columns of a left-padded batch that hold at least one item (saves attention work)."""
+    width = int((seq > 0).sum(1).max())
+    return slice(seq.shape[1] - max(width, 1), None)
+
+
+def ndcg_at_10(scores: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """NDCG@10 per target under full ranking, with one relevant item per target.
+
+    ``scores`` [users, items]; ``seen`` marks history items, which are never ranked; target t
+    is item ``items[t]`` of user row ``rows[t]``. With one relevant item NDCG is
+    1 / log2(rank + 2) when its 0-based rank is below 10, else 0. Ties rank the target last, so
+    a constant score earns nothing.
+    """
+    scores = scores.masked_fill(seen, -math.inf)
+    target = scores[rows, items]
+    rank = (scores[rows] >= target[:, None]).sum(1) - 1
+    return torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), 0.0)
+
+
+class NextItemValidation:
+    """Full-ranking NDCG@10 of a validation set, history excluded: the early-stopping signal.
+
+    ``score_users(history, users)`` returns a torch tensor [len(users), n_items] for users of
+    ``valid.history``; it is called in batches of :data:`EVAL_BATCH`.
+    """
+
+    def __init__(self, valid: EvalSet, device: torch.device) -> None:
+        self.history = valid.history.sorted()
+        self.users = np.unique(valid.targets.user_idx)
+        self.seen = self.history.matrix("ones")[self.users].tocsr()
+        self.rows = np.searchsorted(self.users, valid.targets.user_idx)
+        self.items = valid.targets.item_idx.astype(np.int64)
+        self.device = device
+
+    def __call__(self, score_users: Callable[[object, np.ndarray], torch.Tensor]) -> float:
+        total = 0.0
+        for start in range(0, len(self.users), EVAL_BATCH):
+            stop = start + EVAL_BATCH
+            scores = score_users(self.history, self.users[start:stop])
+            seen = torch.from_numpy(self.seen[start:stop].toarray() > 0).to(self.device)
+            mine = (self.rows >= start) & (self.rows < stop)
+            rows = torch.from_numpy(self.rows[mine] - start).to(self.device)
+            items = torch.from_numpy(self.items[mine]).to(self.device)
+            total += float(ndcg_at_10(scores, seen, rows, items).sum())
+        return total / max(len(self.rows), 1)
