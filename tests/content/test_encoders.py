@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from facetrec.content.encoders import HFEncoder, SentenceTransformerEncoder, bundled_minilm, pool, resolve_model
+from facetrec.content.encoders import HFEncoder, SentenceTransformerEncoder, pool
+from facetrec.content.models import bundled_minilm, resolve_model
 from facetrec.errors import ConfigError, DataError
 
 WORDS = "a an the film about space jazz trio bread loaf hiking boots with crime novel dark golden fans for and of"
@@ -250,3 +251,12 @@ def test_minilm_matches_sentence_transformers(minilm: Path) -> None:
     assert encoder.encoder_id.startswith("st:all-MiniLM-L6-v2@") and "pool=mean" in encoder.encoder_id
     assert SentenceTransformerEncoder().model_path == minilm
     assert SentenceTransformerEncoder("sentence-transformers/all-MiniLM-L6-v2").model_path == minilm
+
+
+def test_model_names_and_old_import_path(tmp_path: Path) -> None:
+    from facetrec.content import encoders, models
+
+    snapshot = tmp_path / "models--BAAI--bge-small-en" / "snapshots" / "abc123"
+    assert models.model_name(snapshot) == "BAAI/bge-small-en"
+    assert models.model_name(tmp_path / "my-model") == "my-model"
+    assert encoders.resolve_model is models.resolve_model and encoders.bundled_minilm is models.bundled_minilm

