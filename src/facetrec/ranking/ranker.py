@@ -1,0 +1,459 @@
+"""The ranking stage: from a user's interests (or any scorer's scores) to a final top-n list.
+
+``Ranker.rank(state, n)`` runs, per request:
+
+1. **filter**: one boolean mask over the catalogue (history, blocked items, business rules);
+2. **retrieve**: each interest vector fetches its ``candidates`` best allowed items from faiss;
+3. **merge**: an item found by several interests keeps its best weighted score
+   ``weights[j] * dot(interest_j, item)`` and that interest; the pool re-ranked is the
+   ``candidates`` best merged items plus each interest's own top ``n`` (so every interest can
+   fill a list on its own);
+4. **boost**: optional freshness and trending boosts, scaled by the pool's score range;
+5. **re-rank**: none, MMR, DPP, interest quotas or calibration, trading relevance for
+   diversity with ``lam`` (1 = pure relevance);
+6. **explain** (optional): the interest each item serves, its label and the history items behind it.
+
+``Ranker.rank_scores(scores, n)`` does steps 1 and 3-6 for a single score vector from any
+scorer. List scores are the boosted relevance in the scorer's units; after re-ranking they need
+not be decreasing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from facetrec.component import Component
+from facetrec.errors import ConfigError, DataError
+from facetrec.ids import Vocabulary
+from facetrec.ranking import explain as ex
+from facetrec.ranking.calibration import CalibrationReranker, category_distribution
+from facetrec.ranking.dpp import DPPReranker
+from facetrec.ranking.filters import CatalogFilter, Rules, allowed_mask, as_rules, check_indices
+from facetrec.ranking.mmr import MMRReranker
+from facetrec.ranking.quotas import QuotaReranker
+from facetrec.ranking.retrieval import (
+    INDEX_KINDS,
+    CandidatePool,
+    VectorIndex,
+    check_order,
+    choose_index_kind,
+    merge_candidates,
+    top_allowed,
+)
+from facetrec.ranking.temporal import TrendingCounter, freshness
+from facetrec.types import Interactions, ItemCatalog, ItemList, UserState, object_array
+
+DIVERSITY = ("none", "mmr", "dpp", "quotas", "calibration")
+"""Values of ``RankConfig.diversity``."""
+
+
+def _number(name: str, value: Any, low: float, high: float = math.inf, integer: bool = False) -> None:
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        what = "an integer" if integer else "a number"
+        bound = f"in [{low}, {high}]" if high != math.inf else f">= {low}"
+        raise ConfigError(f"RankConfig.{name}: must be {what} {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """How candidates are retrieved, filtered, boosted, diversified and explained."""
+
+    diversity: str = "none"
+    """Re-ranking: "none" (relevance), "mmr", "dpp", "quotas" (slots by interest weight) or
+    "calibration" (category mix of the user's history)."""
+    lam: float = 0.8
+    """Relevance-diversity trade-off in [0, 1]: 1 = pure relevance, 0 = pure diversity."""
+    candidates: int = 200
+    """Items each interest retrieves, and the size of the pool that is re-ranked."""
+    retrieval: str = "auto"
+    """faiss index: "flat" (exact inner product), "ivf", "hnsw", or "auto" (flat up to
+    ``flat_max_items`` items, HNSW above)."""
+    flat_max_items: int = 200_000
+    """Largest catalogue "auto" searches exactly."""
+    ivf_nlist: int = 0
+    """IVF cells (0: 4 sqrt(n_items), at most n_items / 39)."""
+    ivf_nprobe: int = 16
+    """IVF cells searched per query."""
+    hnsw_m: int = 32
+    """HNSW links per node."""
+    hnsw_ef_search: int = 128
+    """HNSW search breadth (higher: better recall, slower)."""
+    freshness_weight: float = 0.0
+    """Boost of a brand-new item, as a share of the pool's score range (0: off)."""
+    freshness_half_life_days: float | None = 30.0
+    """Days after which an item's freshness halves (None: off)."""
+    trending_weight: float = 0.0
+    """Boost of the most-trending item, as a share of the pool's score range (0: off)."""
+    trending_window_days: float | None = 7.0
+    """Days of recent events that count towards trending (None: off)."""
+    calibration_alpha: float = 0.01
+    """Smoothing of the list distribution in calibration: q~ = (1 - alpha) q + alpha p."""
+    explain_items: int = 2
+    """History items named in each explanation."""
+    label_terms: int = 2
+    """Terms in an interest label."""
+    explain_template: str = "Because you liked {items} ({label})"
+    """Explanation text; ``{items}`` are the history titles, ``{label}`` the interest label."""
+    seed: int = 0
+    """Seed of the IVF k-means."""
+
+    def __post_init__(self) -> None:
+        if self.diversity not in DIVERSITY:
+            raise ConfigError(f"RankConfig.diversity: must be one of {', '.join(map(repr, DIVERSITY))}, "
+                              f"got {self.diversity!r}")  # fmt: skip
+        if self.retrieval not in INDEX_KINDS:
+            raise ConfigError(f"RankConfig.retrieval: must be one of {', '.join(map(repr, INDEX_KINDS))}, "
+                              f"got {self.retrieval!r}")  # fmt: skip
+        _number("lam", self.lam, 0.0, 1.0)
+        for name in ("candidates", "flat_max_items", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "label_terms"):
+            _number(name, getattr(self, name), 1, integer=True)
+        for name in ("ivf_nlist", "explain_items", "seed"):
+            _number(name, getattr(self, name), 0, integer=True)
+        for name in ("freshness_weight", "trending_weight"):
+            _number(name, getattr(self, name), 0.0, 1e6)
+        for name in ("freshness_half_life_days", "trending_window_days"):
+            value = getattr(self, name)
+            if value is not None:
+                _number(name, value, 1e-9, 1e6)
+        _number("calibration_alpha", self.calibration_alpha, 1e-9, 1.0)
+        if not isinstance(self.explain_template, str):
+            raise ConfigError(f"RankConfig.explain_template: must be a str, got {self.explain_template!r}")
+        ex.check_template(self.explain_template)
+
+    @property
+    def uses_freshness(self) -> bool:
+        return self.freshness_weight > 0 and self.freshness_half_life_days is not None
+
+    @property
+    def uses_trending(self) -> bool:
+        return self.trending_weight > 0 and self.trending_window_days is not None
+
+
+def make_reranker(config: RankConfig) -> Any:
+    """The re-ranking component ``config.diversity`` names (None for "none")."""
+    return {
+        "none": lambda: None,
+        "mmr": lambda: MMRReranker(config.lam),
+        "dpp": lambda: DPPReranker(config.lam),
+        "quotas": lambda: QuotaReranker(config.lam),
+        "calibration": lambda: CalibrationReranker(config.lam, config.calibration_alpha),
+    }[config.diversity]()
+
+
+class Ranker(Component[RankConfig]):
+    """Retrieval, filters, temporal boosts, diversity re-ranking and explanations (see module doc).
+
+    ``Ranker(RankConfig(diversity="mmr", lam=0.7))`` or ``Ranker(diversity="mmr", lam=0.7)``;
+    then ``fit(item_vectors, catalog, interactions)`` and ``rank(state, n)``.
+    """
+
+    config_class = RankConfig
+
+    item_vectors_: np.ndarray
+    similarity_vectors_: np.ndarray
+    index_kind_: str
+
+    def fit(
+        self,
+        item_vectors: np.ndarray,
+        catalog: ItemCatalog | None = None,
+        interactions: Interactions | None = None,
+        *,
+        items: Vocabulary | None = None,
+        similarity_vectors: np.ndarray | None = None,
+    ) -> Self:
+        """Index ``item_vectors`` [n_items, d] (row i is item i) and read the catalogue and events.
+
+        ``catalog`` gives the item vocabulary, categories and numeric attributes (rules,
+        calibration, labels), creation times (freshness) and titles (explanations);
+        ``interactions`` the events trending counts. ``items`` names the items when there is no
+        catalogue (default: "0".."n-1"). ``similarity_vectors`` [n_items, d'] (e.g. language-model
+        embeddings) replace ``item_vectors`` for the cosine similarity of MMR, DPP and explanations.
+        """
+        vectors = _matrix("item_vectors", item_vectors)
+        n = vectors.shape[0]
+        sim = vectors if similarity_vectors is None else _matrix("similarity_vectors", similarity_vectors, n)
+        vocab = self._vocabulary(n, catalog, interactions, items)
+        c = self.config
+        self.index_kind_ = choose_index_kind(c.retrieval, n, c.flat_max_items)
+        self.index_ = VectorIndex(
+            vectors, self.index_kind_, nlist=c.ivf_nlist or None, nprobe=c.ivf_nprobe, m=c.hnsw_m,
+            ef_search=c.hnsw_ef_search, seed=c.seed,
+        )  # fmt: skip
+        norms = np.linalg.norm(sim, axis=1, keepdims=True)
+        self.item_vectors_ = vectors
+        self.similarity_vectors_ = np.divide(sim, norms, out=np.zeros_like(sim), where=norms > 0)
+        self.items_ = vocab
+        self.catalog_ = catalog
+        self.filter_ = CatalogFilter.from_catalog(catalog, n)
+        counts = np.asarray(self.filter_.item_categories.sum(axis=1)).ravel()
+        self.category_dist_ = (sp.diags(np.divide(1.0, counts, out=np.zeros(n), where=counts > 0))
+                               @ self.filter_.item_categories).tocsr()  # fmt: skip
+        self.terms_ = ex.TermIndex.from_catalog(catalog, n)
+        self.created_at_ = catalog.created_at if catalog is not None else np.full(n, np.nan)
+        self.trending_ = (
+            TrendingCounter(interactions.item_idx, interactions.timestamp, n) if interactions is not None else None
+        )
+        times = [float(np.nanmax(self.created_at_))] if np.isfinite(self.created_at_).any() else []
+        if self.trending_ is not None and self.trending_.latest is not None:
+            times.append(self.trending_.latest)
+        self.reference_time_ = max(times) if times else None
+        self.reranker_ = make_reranker(c)
+        return self
+
+    @property
+    def n_items(self) -> int:
+        self._require_fitted("n_items")
+        return self.item_vectors_.shape[0]
+
+    # ------------------------------------------------------------------ requests
+
+    def rank(
+        self,
+        state: UserState,
+        n: int,
+        exclude_idx: np.ndarray | None = None,
+        now: float | None = None,
+        explain: bool = False,
+        rules: Rules | dict[str, Any] | None = None,
+    ) -> ItemList:
+        """The top ``n`` items for ``state``, best first, never one of ``state.history_idx`` or
+        ``exclude_idx``; fields "interest" (int32) and, with ``explain``, "explanation" (str) and
+        "because" (tuples of history item indices).
+
+        ``now`` (epoch seconds) is the request time for freshness and trending; default: the
+        latest time seen at fit (last event or item creation), so offline runs are repeatable.
+        ``rules``: :class:`~facetrec.ranking.filters.Rules` (or a dict of its fields). Fewer than
+        ``n`` items come back only when the filters leave fewer.
+        """
+        self._require_fitted("rank")
+        if not isinstance(state, UserState):
+            raise DataError(f"Ranker.rank: state must be a UserState, got {type(state).__name__}")
+        n = self._check_n(n)
+        if state.interests.shape[1] != self.item_vectors_.shape[1]:
+            raise DataError(
+                f"UserState.interests: dimension {state.interests.shape[1]} does not match the fitted item "
+                f"vectors ({self.item_vectors_.shape[1]}); build the state in the same vector space"
+            )
+        history = check_indices("UserState.history_idx", state.history_idx, self.n_items)
+        allowed = self._allowed(history, exclude_idx, rules)
+        n_allowed = int(allowed.sum())
+        if n_allowed == 0:
+            return self._empty()
+        fetch = min(max(self.config.candidates, n), n_allowed)
+        scores, ids = self.index_.search(state.interests, fetch, None if n_allowed == self.n_items else allowed)
+        items, best, interest = merge_candidates(ids, scores, state.weights)
+        in_pool = np.arange(len(items)) < self.config.candidates
+        in_pool |= np.isin(items, ids[:, :n])
+        pool = self._pool(items[in_pool], best[in_pool], interest[in_pool], state.weights, history, now)
+        return self._finish(pool, n, explain, state.attention, history)
+
+    def rank_scores(
+        self,
+        scores: np.ndarray,
+        n: int,
+        exclude_idx: np.ndarray | None = None,
+        *,
+        history_idx: np.ndarray | None = None,
+        state: UserState | None = None,
+        now: float | None = None,
+        explain: bool = False,
+        rules: Rules | dict[str, Any] | None = None,
+    ) -> ItemList:
+        """The top ``n`` items by ``scores`` [n_items] from any single-vector scorer, re-ranked.
+
+        ``scores`` must be finite, or -inf for items never to return. ``history_idx`` (or
+        ``state.history_idx``) is excluded and is the basis of calibration and explanations.
+        With ``state``, each item's interest is the one with the best weighted score
+        ``weights[j] * dot(interest_j, item)`` (for quotas and explanations); without it every
+        item serves one interest, 0.
+        """
+        self._require_fitted("rank_scores")
+        n = self._check_n(n)
+        s = np.asarray(scores)
+        if s.shape != (self.n_items,) or not np.issubdtype(s.dtype, np.number):
+            raise DataError(f"scores: expected a numeric array of shape ({self.n_items},), got {s.dtype} {s.shape}")
+        s = s.astype(np.float64, copy=False)
+        if np.isnan(s).any() or np.isposinf(s).any():
+            bad = int(np.flatnonzero(np.isnan(s) | np.isposinf(s))[0])
+            raise DataError(
+                f"scores: {int((np.isnan(s) | np.isposinf(s)).sum())} NaN or +inf values (first at item {bad}); "
+                "score every item, using -inf for items that must not be returned"
+            )
+        if state is not None and not isinstance(state, UserState):
+            raise DataError(f"Ranker.rank_scores: state must be a UserState or None, got {type(state).__name__}")
+        if state is not None and state.interests.shape[1] != self.item_vectors_.shape[1]:
+            raise DataError(f"UserState.interests: dimension {state.interests.shape[1]} does not match the fitted "
+                            f"item vectors ({self.item_vectors_.shape[1]})")  # fmt: skip
+        hist_src = history_idx if history_idx is not None else (state.history_idx if state is not None else None)
+        history = check_indices("history_idx", hist_src, self.n_items)
+        allowed = self._allowed(history, exclude_idx, rules)
+        idx = top_allowed(s, allowed, max(self.config.candidates, n))
+        if not idx.size:
+            return self._empty()
+        if state is not None:
+            weighted = state.weights[:, None] * (state.interests @ self.item_vectors_[idx].T)
+            interest = np.argmax(weighted, axis=0).astype(np.int32)
+            weights = state.weights
+            attention = state.attention if history_idx is None else None
+        else:
+            interest, weights, attention = np.zeros(len(idx), np.int32), np.ones(1, np.float32), None
+        if attention is None:
+            attention = np.full((len(weights), len(history)), 1.0 / max(len(history), 1), np.float32)
+        pool = self._pool(idx, s[idx], interest, weights, history, now)
+        return self._finish(pool, n, explain, attention, history)
+
+    def label_interests(self, state: UserState) -> list[str]:
+        """A short label per interest of ``state`` (e.g. "sci-fi, horror"): the terms (catalogue
+        categories, else tags, else title words) most characteristic of the history items the
+        interest attends to; "interest j" where nothing is known."""
+        self._require_fitted("label_interests")
+        history = check_indices("UserState.history_idx", state.history_idx, self.n_items)
+        return ex.interest_labels(state.attention, history, self.terms_, self.config.label_terms)
+
+    # ------------------------------------------------------------------ steps
+
+    def _check_n(self, n: Any) -> int:
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= self.n_items:
+            raise DataError(f"n: must be an integer from 1 to the catalogue size {self.n_items}, got {n!r}")
+        return int(n)
+
+    def _allowed(self, history: np.ndarray, exclude_idx: Any, rules: Any) -> np.ndarray:
+        blocked = check_indices("exclude_idx", exclude_idx, self.n_items)
+        rules = as_rules(rules)
+        mask = None if rules is None or rules.empty else self.filter_.mask(rules)
+        return allowed_mask(self.n_items, history, blocked, mask)
+
+    def _now(self, now: float | None) -> float:
+        if now is None:
+            return self.reference_time_ if self.reference_time_ is not None else time.time()
+        if isinstance(now, bool) or not isinstance(now, int | float | np.integer | np.floating) or not np.isfinite(now):
+            raise DataError(f"now: expected epoch seconds as a finite number, got {now!r}")
+        return float(now)
+
+    def _pool(
+        self,
+        idx: np.ndarray,
+        score: np.ndarray,
+        interest: np.ndarray,
+        weights: np.ndarray,
+        history: np.ndarray,
+        now: float | None,
+    ) -> CandidatePool:
+        """Candidates with boosted relevance, similarity vectors and (for calibration) categories."""
+        c = self.config
+        relevance = np.asarray(score, dtype=np.float64).copy()
+        if c.uses_freshness or c.uses_trending:
+            t = self._now(now)
+            boost = np.zeros(len(idx))
+            if c.uses_freshness:
+                boost += c.freshness_weight * freshness(self.created_at_[idx], t, c.freshness_half_life_days)
+            if c.uses_trending and self.trending_ is not None:
+                boost += c.trending_weight * self.trending_.scores(t, c.trending_window_days)[idx]
+            span = float(np.ptp(relevance)) if len(relevance) > 1 else 0.0
+            relevance += boost * (span if span > 0 else max(1.0, float(np.abs(relevance).max(initial=0.0))))
+        categories = target = None
+        if c.diversity == "calibration" and self.filter_.category_names and len(history):
+            categories, target = self._calibration_inputs(idx, history)
+        return CandidatePool(
+            idx=np.asarray(idx, dtype=np.int64),
+            relevance=relevance,
+            interest=np.asarray(interest, dtype=np.int32),
+            weights=np.asarray(weights, dtype=np.float64),
+            vectors=self.similarity_vectors_[idx],
+            categories=categories,
+            target=target,
+        )
+
+    def _calibration_inputs(self, idx: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate distributions over the user's categories plus one "other" column, and the target.
+
+        Only the categories of the user's history enter the KL; the rest matter through the
+        list's total mass, which the "other" column carries, so C never exceeds the history's.
+        """
+        p = category_distribution(self.filter_.item_categories, history)
+        support = np.flatnonzero(p > 0)
+        rows = self.category_dist_[idx]
+        inside = rows[:, support].toarray()
+        other = np.asarray(rows.sum(axis=1)).ravel() - inside.sum(axis=1)
+        return np.column_stack([inside, np.maximum(other, 0.0)]), np.append(p[support], 0.0)
+
+    def _finish(
+        self, pool: CandidatePool, n: int, explain: bool, attention: np.ndarray, history: np.ndarray
+    ) -> ItemList:
+        if self.reranker_ is None:
+            order = np.lexsort((pool.idx, -pool.relevance))[: min(n, len(pool))]
+        else:
+            order = check_order(self.reranker_.rerank(pool, n), len(pool), n)
+        idx, interest = pool.idx[order], pool.interest[order]
+        fields: dict[str, np.ndarray] = {"interest": interest.astype(np.int32)}
+        if explain:
+            fields.update(self._explain(idx, interest, attention, history))
+        return ItemList.from_idx(idx, pool.relevance[order], self.items_, **fields)
+
+    def _explain(
+        self, idx: np.ndarray, interest: np.ndarray, attention: np.ndarray, history: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        labels = ex.interest_labels(attention, history, self.terms_, self.config.label_terms)
+        att = np.asarray(attention, dtype=np.float64)[interest]
+        top = ex.contributors(
+            self.similarity_vectors_[idx], self.similarity_vectors_[history], att, self.config.explain_items
+        )
+        because, texts = [], []
+        for row, j in zip(top, interest, strict=True):
+            items = tuple(int(history[p]) for p in row if p >= 0)
+            because.append(items)
+            titles = [self._title(i) for i in items]
+            texts.append(ex.explanation(self.config.explain_template, titles, labels[j]) if titles else "")
+        return {"explanation": object_array(texts), "because": object_array(because)}
+
+    def _title(self, idx: int) -> str:
+        return self.catalog_.title(idx) if self.catalog_ is not None else str(self.items_.id_of(idx))
+
+    def _empty(self) -> ItemList:
+        return ItemList.from_idx(np.zeros(0, np.int32), np.zeros(0, np.float32), self.items_,
+                                 interest=np.zeros(0, np.int32))  # fmt: skip
+
+    def _vocabulary(
+        self, n: int, catalog: ItemCatalog | None, interactions: Interactions | None, items: Vocabulary | None
+    ) -> Vocabulary:
+        vocab = items if items is not None else (catalog.items if catalog is not None else None)
+        if vocab is None:
+            vocab = interactions.items if interactions is not None else Vocabulary(map(str, range(n)), "item")
+        for what, size in (
+            ("catalog", len(catalog) if catalog is not None else n),
+            ("interactions", interactions.n_items if interactions is not None else n),
+            ("items", len(vocab)),
+        ):
+            if size != n:
+                raise DataError(f"Ranker.fit: {what} has {size} items but item_vectors has {n} rows; "
+                                "row i of item_vectors must describe item i")  # fmt: skip
+        if catalog is not None and items is not None and not (catalog.items == items):
+            raise DataError("Ranker.fit: items and catalog.items differ; pass one vocabulary")
+        return vocab
+
+    def save(self, directory: Any) -> Any:
+        """Not supported: a Ranker is rebuilt by ``fit`` from the saved item vectors and catalogue."""
+        raise ConfigError(
+            "Ranker.save: a Ranker holds a faiss index and the catalogue; save the item vectors and "
+            "the config, and call Ranker(config).fit(...) after loading"
+        )
+
+
+def _matrix(name: str, value: Any, rows: int | None = None) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1 or not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{name}: expected a numeric 2-d array [n_items, d], got {arr.dtype} {arr.shape}")
+    if rows is not None and arr.shape[0] != rows:
+        raise DataError(f"{name}: has {arr.shape[0]} rows but item_vectors has {rows}; one row per item")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{name}: contains NaN or infinite values")
+    return arr

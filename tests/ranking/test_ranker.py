@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+
+from facetrec.config import from_dict
+from facetrec.errors import ConfigError, DataError, NotFittedError
+from facetrec.ids import Vocabulary
+from facetrec.ranking import RankConfig, Ranker, VectorIndex, choose_index_kind, merge_candidates
+from facetrec.types import ItemList, UserState
+
+
+def random_state(rng, k, d, history=()):
+    w = rng.random(k)
+    history = np.asarray(history, dtype=np.int64)
+    att = np.full((k, len(history)), 1.0 / max(len(history), 1))
+    return UserState(rng.normal(size=(k, d)), w / w.sum(), history, att)
+
+
+def test_merge_keeps_the_best_weighted_score_and_its_interest():
+    idx = np.array([[5, 7, 9], [7, 5, -1]])
+    scores = np.array([[1.0, 0.5, 0.2], [2.0, 0.1, -np.inf]])
+    items, best, interest = merge_candidates(idx, scores, np.array([0.6, 0.4]))
+    # item 7: 0.6 * 0.5 = 0.3 vs 0.4 * 2.0 = 0.8 -> interest 1; item 5: 0.6 vs 0.04 -> interest 0
+    assert items.tolist() == [7, 5, 9]
+    np.testing.assert_allclose(best, [0.8, 0.6, 0.12])
+    assert interest.tolist() == [1, 0, 0]
+
+
+def test_relevance_ranking_is_the_exact_top_n_of_the_best_weighted_score():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    ranker = Ranker(candidates=50).fit(vectors)
+    for _ in range(5):
+        state = random_state(rng, 3, 16, history=rng.choice(500, 30, replace=False))
+        out = ranker.rank(state, 10)
+        weighted = state.weights[:, None] * (state.interests @ vectors.T)
+        merged = weighted.max(axis=0)
+        merged[state.history_idx] = -np.inf
+        assert out.idx.tolist() == np.argsort(-merged)[:10].tolist()
+        np.testing.assert_allclose(out.scores, np.sort(merged)[::-1][:10], rtol=1e-5)
+        assert out.fields["interest"].tolist() == weighted.argmax(axis=0)[out.idx].tolist()
+        assert out.fields["interest"].dtype == np.int32
+        assert isinstance(out, ItemList)
+
+
+def test_every_interest_can_fill_the_list_from_the_pool(planted):
+    # interest 1 weighs little: the merged top 20 is all cluster 0, but quotas still find cluster-1 items
+    ranker = Ranker(diversity="quotas", lam=0.0, candidates=20).fit(planted.vectors, planted.catalog)
+    out = ranker.rank(planted.state([0, 1], [0.7, 0.3]), 10)
+    assert np.bincount(planted.cluster[out.idx], minlength=4).tolist() == [7, 3, 0, 0]
+    assert out.fields["interest"].tolist() == [0 if c == 0 else 1 for c in planted.cluster[out.idx]]
+
+
+@pytest.mark.parametrize("diversity", ["mmr", "dpp"])
+def test_diversifiers_spread_a_single_interest_over_clusters(planted, diversity):
+    between = (planted.centres[0] + planted.centres[1]) / np.sqrt(2)
+    state = UserState(between[None], [1.0], np.zeros(0, np.int32), np.zeros((1, 0)))
+    plain = Ranker().fit(planted.vectors, planted.catalog).rank(state, 4)
+    diverse = Ranker(diversity=diversity, lam=0.2).fit(planted.vectors, planted.catalog).rank(state, 4)
+    assert len(set(planted.cluster[diverse.idx])) > len(set(planted.cluster[plain.idx]))
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_recall_the_exact_neighbours(kind):
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(20, 16))
+    vectors = (centres[rng.integers(0, 20, 5000)] + 0.3 * rng.normal(size=(5000, 16))).astype(np.float32)
+    queries = (centres + 0.5 * rng.normal(size=(20, 16))).astype(np.float32)  # interests near clusters
+    _, exact = VectorIndex(vectors, "flat").search(queries, 50)
+    scores, approx = VectorIndex(vectors, kind, nprobe=16, ef_search=128).search(queries, 50)
+    recall = np.mean([len(set(a) & set(e)) / 50 for a, e in zip(approx, exact, strict=True)])
+    assert recall > 0.9
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", queries, vectors[approx]), rtol=1e-5, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_auto_index_choice():
+    assert choose_index_kind("auto", 1000, 5000) == "flat"
+    assert choose_index_kind("auto", 10_000, 5000) == "hnsw"
+    assert choose_index_kind("ivf", 10, 5000) == "ivf"
+    assert Ranker(retrieval="auto", flat_max_items=50).fit(np.eye(60, 4, dtype=np.float32)).index_kind_ == "hnsw"
+
+
+def test_rank_scores_matches_the_score_order():
+    rng = np.random.default_rng(2)
+    scores = rng.normal(size=300)
+    scores[7] = -np.inf
+    ranker = Ranker(candidates=40).fit(rng.normal(size=(300, 8)))
+    out = ranker.rank_scores(scores, 20, exclude_idx=np.array([int(np.argmax(scores))]))
+    expected = [i for i in np.argsort(-scores) if i != np.argmax(scores)][:20]
+    assert out.idx.tolist() == expected
+    assert out.ids.tolist() == [str(i) for i in expected]  # default vocabulary: "0".."n-1"
+    all_but_one = ranker.rank_scores(scores, 300)
+    assert len(all_but_one) == 299 and 7 not in all_but_one.idx
+
+
+def test_similarity_vectors_drive_diversity(planted):
+    # retrieval vectors put every item in one direction (all equally similar); similarity vectors
+    # keep the clusters
+    flat = np.ones((100, 2))
+    scores = -np.arange(100.0)  # cluster 0 is the most relevant
+    by_retrieval = Ranker(diversity="mmr", lam=0.0).fit(flat, planted.catalog)
+    by_planted = Ranker(diversity="mmr", lam=0.0).fit(flat, planted.catalog, similarity_vectors=planted.vectors)
+    assert len(set(planted.cluster[by_planted.rank_scores(scores, 4).idx])) == 4
+    assert by_retrieval.rank_scores(scores, 4).idx.tolist() == [0, 1, 2, 3]  # all ties: relevance decides
+
+
+def test_config_validation():
+    for bad, match in [
+        ({"diversity": "xquad"}, "diversity: must be one of 'none', 'mmr'"),
+        ({"lam": 1.5}, r"lam: must be a number in \[0.0, 1.0\]"),
+        ({"candidates": 0}, "candidates: must be an integer >= 1"),
+        ({"retrieval": "annoy"}, "retrieval: must be one of"),
+        ({"freshness_weight": -1.0}, "freshness_weight"),
+        ({"trending_window_days": 0.0}, "trending_window_days"),
+        ({"explain_template": "Because {reason}"}, "explain_template"),
+        ({"explain_template": "Because ({label})"}, "must contain {items}"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            RankConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown key 'lambda'.*valid keys"):
+        from_dict(RankConfig, {"lambda": 0.5})
+    assert from_dict(RankConfig, {"diversity": "dpp", "lam": 1}).lam == 1.0
+    assert Ranker(diversity="mmr").config.diversity == "mmr"
+
+
+def test_errors_name_the_field_and_the_fix(planted):
+    with pytest.raises(NotFittedError, match=r"call \.fit"):
+        Ranker().rank(planted.state([0], [1.0]), 5)
+    ranker = Ranker().fit(planted.vectors, planted.catalog)
+    state = planted.state([0], [1.0])
+    for n in (0, 101, 2.5, True):
+        with pytest.raises(DataError, match="n: must be an integer from 1 to the catalogue size 100"):
+            ranker.rank(state, n)
+    with pytest.raises(DataError, match="scores: 1 NaN"):
+        ranker.rank_scores(np.r_[np.nan, np.ones(99)], 5)
+    with pytest.raises(DataError, match=r"scores: expected a numeric array of shape \(100,\)"):
+        ranker.rank_scores(np.ones((1, 100)), 5)
+    with pytest.raises(DataError, match="dimension 3 does not match"):
+        ranker.rank(UserState(np.ones((1, 3)), [1.0], np.zeros(0, np.int32), np.zeros((1, 0))), 5)
+    with pytest.raises(DataError, match="item_vectors: expected a numeric 2-d array"):
+        Ranker().fit(np.ones(5))
+    with pytest.raises(DataError, match="item_vectors: contains NaN"):
+        Ranker().fit(np.full((2, 2), np.nan))
+    with pytest.raises(DataError, match="catalog has 100 items but item_vectors has 5 rows"):
+        Ranker().fit(np.ones((5, 2)), planted.catalog)
+    with pytest.raises(DataError, match="similarity_vectors: has 3 rows"):
+        Ranker().fit(np.ones((5, 2)), similarity_vectors=np.ones((3, 2)))
+    with pytest.raises(DataError, match="now: expected epoch seconds"):
+        Ranker(freshness_weight=0.5).fit(planted.vectors, planted.catalog).rank(state, 5, now=float("nan"))
+    with pytest.raises(ConfigError, match="Ranker.save"):
+        ranker.save("/tmp/never-written")
+
+
+def test_vocabulary_from_items_argument():
+    items = Vocabulary(["x", "y", "z"], "item")
+    out = Ranker().fit(np.eye(3), items=items).rank_scores(np.array([0.1, 0.3, 0.2]), 2)
+    assert out.ids.tolist() == ["y", "z"]
