@@ -73,3 +73,56 @@ def test_needs_a_catalogue_and_valid_config():
         ContentKNNScorer(encoder="lexical").fit(data)
     with pytest.raises(ConfigError, match="half_life_days"):
         ContentKNNScorer(half_life_days=0.0)
+
+
+def _reviewed_shop() -> tuple[Interactions, ItemCatalog]:
+    items = Vocabulary(["tent", "stove", "novel", "poems"], "item")
+    catalog = ItemCatalog(
+        items,
+        text={
+            "title": np.array(
+                ["Two-person tent", "Camping stove", "A long novel", "Collected poems"],
+                dtype=object,
+            )
+        },
+    )
+    users = Vocabulary(["hiker", "reader"], "user")
+    reviews = np.array(
+        ["Kept us dry on a rainy mountain hike", "Boiled water fast at camp on the hike", "A moving story"],
+        dtype=object,
+    )
+    train = Interactions([0, 0, 1], [0, 1, 2], [1, 2, 3], users, items, rating=[5.0, 5.0, 4.0], review=reviews)
+    return train, catalog
+
+
+def test_reviews_weight_blends_review_vectors_into_reviewed_items_only():
+    train, catalog = _reviewed_shop()
+    plain = ContentKNNScorer(encoder="lexical").fit(train, catalog)
+    mixed = ContentKNNScorer(encoder="lexical", reviews_weight=0.5).fit(train, catalog)
+    np.testing.assert_allclose(np.linalg.norm(mixed.item_vectors_, axis=1), 1.0, rtol=1e-5)
+    # the two camping items share review words ("hike", "camp"), so they move closer together
+    assert mixed.item_vectors_[0] @ mixed.item_vectors_[1] > plain.item_vectors_[0] @ plain.item_vectors_[1]
+    scores = mixed.score(train, np.array([0, 1]))
+    assert scores.shape == (2, 4) and np.isfinite(scores).all()
+
+
+def test_blend_keeps_text_where_an_item_has_no_reviews():
+    from facetrec.scoring.content_knn import blend
+    from facetrec.types import ItemEmbeddings
+
+    items = Vocabulary(["a", "b"], "item")
+    text = ItemEmbeddings(np.array([[1.0, 0.0], [0.0, 2.0]]), items, "t")
+    reviews = ItemEmbeddings(np.array([[0.0, 1.0], [0.0, 0.0]]), items, "r", "reviews")
+    mixed = blend(text, reviews, 0.5)
+    np.testing.assert_allclose(mixed.vectors, [[2**-0.5, 2**-0.5], [0.0, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(blend(text, reviews, 1.0).vectors[0], [0.0, 1.0])
+    assert mixed.modality == "text+reviews" and mixed.normalized
+
+
+def test_reviews_weight_needs_reviews_and_a_valid_share():
+    train, catalog = _reviewed_shop()
+    with pytest.raises(ConfigError, match="reviews_weight"):
+        ContentKNNScorer(reviews_weight=1.5)
+    no_text = Interactions(train.user_idx, train.item_idx, train.timestamp, train.users, train.items)
+    with pytest.raises(DataError, match="no review text"):
+        ContentKNNScorer(encoder="lexical", reviews_weight=0.3).fit(no_text, catalog)

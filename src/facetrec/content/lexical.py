@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from facetrec.component import Component
+from facetrec.content.encoders import TextEncoder
 from facetrec.errors import ConfigError, DataError, DataWarning
 from facetrec.ids import Vocabulary
 from facetrec.types import ItemEmbeddings
@@ -300,3 +301,27 @@ def _as_texts(texts: Iterable[str], method: str) -> list[str]:
     if isinstance(texts, str):
         raise DataError(f"LexicalEncoder.{method}: expected a list of texts, got a single str; wrap it in a list")
     return ["" if t is None else str(t) for t in texts]
+
+
+class LexicalTextEncoder(TextEncoder):
+    """A fitted :class:`LexicalEncoder`'s dense LSA vectors behind the :class:`TextEncoder` contract.
+
+    So code written for language-model encoders (the embedding cache, review embeddings) runs on
+    the lexical baseline too. The encoder id carries the fitted corpus's fingerprint, so vectors
+    from LSA spaces fitted on different texts never share a cache entry.
+    """
+
+    def __init__(self, lexical: LexicalEncoder, dim: int | None = None) -> None:
+        lexical._require_fitted("LexicalTextEncoder")
+        self.lexical, self._dim = lexical, lexical._dense_dim(dim)
+
+    @property
+    def encoder_id(self) -> str:
+        return self.lexical.encoder_id(self._dim)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self.lexical.encode_dense(texts, self._dim)

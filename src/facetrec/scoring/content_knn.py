@@ -8,7 +8,7 @@ like any other: this is the cold-start baseline ID-only models cannot be (they s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
 from facetrec.scoring.base import Scorer, history_matrix
 from facetrec.types import Interactions, ItemCatalog, ItemEmbeddings
+
+if TYPE_CHECKING:
+    from facetrec.content.encoders import TextEncoder
 
 _DAY = 86_400.0
 ENCODERS = ("minilm", "minilm-onnx-int8", "lexical")
@@ -35,10 +38,16 @@ class ContentKNNConfig:
     half_life_days: float | None = None
     """Recency decay of history events (None: all recent events count alike)."""
     batch_size: int = 64
+    reviews_weight: float = 0.0
+    """Share of review text in each item vector, 0 to 1: an item is ``(1 - w) * text + w * reviews``,
+    renormalised, where ``reviews`` pools the item's training reviews (content/reviews.py). Items
+    without reviews (all cold items) keep their text vector. 0: reviews are not read."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8 or self.history_length < 1 or self.batch_size < 1:
             raise ConfigError("ContentKNNConfig: max_tokens >= 8, history_length >= 1 and batch_size >= 1 required")
+        if not 0.0 <= self.reviews_weight <= 1.0:
+            raise ConfigError(f"ContentKNNConfig.reviews_weight: must be in [0, 1], got {self.reviews_weight!r}")
         if self.half_life_days is not None and not self.half_life_days > 0:
             raise ConfigError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
 
@@ -51,8 +60,13 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
     def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
         if catalog is None:
             raise DataError("ContentKNNScorer needs the item catalogue: call .fit(train, catalog)")
-        embeddings = encode_catalog(catalog, self.config)
-        self.item_vectors_ = embeddings.normalize().vectors
+        if self.config.reviews_weight > 0 and train.review is None:
+            raise DataError(
+                "ContentKNNScorer: reviews_weight > 0 but the training interactions carry no review text; "
+                "set reviews_weight=0 or load a dataset with reviews"
+            )
+        vectors = encode_catalog(catalog, self.config, train if self.config.reviews_weight > 0 else None)
+        self.item_vectors_ = vectors.normalize().vectors
         self.n_items_ = train.n_items
         return self
 
@@ -64,27 +78,59 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
         return profiles @ self.item_vectors_.T
 
 
-def encode_catalog(catalog: ItemCatalog, config: ContentKNNConfig) -> ItemEmbeddings:
-    """Item texts from the catalogue, encoded with the configured encoder (cached when asked)."""
+def encode_catalog(
+    catalog: ItemCatalog, config: ContentKNNConfig, reviews: Interactions | None = None
+) -> ItemEmbeddings:
+    """Item texts from the catalogue, encoded with the configured encoder (cached when asked).
+
+    With ``reviews`` (the training interactions) and ``config.reviews_weight`` > 0, each item's
+    vector blends in its review embedding (:func:`blend`); only those reviews are read. The
+    lexical encoder is then fitted on item texts and review texts together, so both share one space.
+    """
     from facetrec.content.text import item_texts
 
+    reviews = reviews if config.reviews_weight > 0 else None
+    store = None
     if config.encoder == "lexical":
-        from facetrec.content.lexical import LexicalEncoder
+        from facetrec.content.lexical import LexicalEncoder, LexicalTextEncoder
+        from facetrec.content.reviews import review_texts
 
         texts = item_texts(catalog)
-        encoder = LexicalEncoder(svd_dim=max(1, min(128, len(texts) - 1)))  # LSA cannot exceed the corpus
-        return encoder.fit(texts).item_embeddings(texts, catalog.items)
-    from facetrec.content.encoders import SentenceTransformerEncoder
-    from facetrec.content.store import EmbeddingStore, embed_items
+        corpus = texts + ([t for t in review_texts(reviews) if t] if reviews is not None else [])
+        lexical = LexicalEncoder(svd_dim=max(1, min(128, len(corpus) - 1))).fit(corpus)  # LSA cannot exceed the corpus
+        text = lexical.item_embeddings(texts, catalog.items)
+        encoder: TextEncoder = LexicalTextEncoder(lexical)
+    else:
+        from facetrec.content.encoders import SentenceTransformerEncoder
+        from facetrec.content.store import EmbeddingStore, embed_items
 
-    onnx = config.encoder == "minilm-onnx-int8"
-    model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
-    encoder = SentenceTransformerEncoder(
-        model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
-    )
-    texts = item_texts(catalog, tokenizer=encoder.model_path, max_tokens=config.max_tokens)
-    store = EmbeddingStore(config.store_dir) if config.store_dir else None
-    return embed_items(encoder, texts, catalog.items, store, batch_size=config.batch_size)
+        onnx = config.encoder == "minilm-onnx-int8"
+        model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
+        encoder = SentenceTransformerEncoder(
+            model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
+        )
+        texts = item_texts(catalog, tokenizer=encoder.model_path, max_tokens=config.max_tokens)
+        store = EmbeddingStore(config.store_dir) if config.store_dir else None
+        text = embed_items(encoder, texts, catalog.items, store, batch_size=config.batch_size)
+    if reviews is None:
+        return text
+    from facetrec.content.reviews import review_embeddings
+
+    pooled = review_embeddings(reviews, encoder, store=store, batch_size=config.batch_size)
+    return blend(text, pooled, config.reviews_weight)
+
+
+def blend(text: ItemEmbeddings, reviews: ItemEmbeddings, weight: float) -> ItemEmbeddings:
+    """Unit ``(1 - weight) * text + weight * reviews`` per item; an item with a zero review row keeps its text."""
+    if text.items is not reviews.items and not np.array_equal(text.items.ids, reviews.items.ids):
+        raise DataError("blend: the text and review embeddings cover different items; build both from one dataset")
+    if text.dim != reviews.dim:
+        raise DataError(f"blend: text vectors have {text.dim} dimensions but review vectors {reviews.dim}")
+    unit_text, unit_reviews = text.normalize().vectors, reviews.normalize().vectors
+    has_reviews = np.abs(unit_reviews).sum(axis=1, keepdims=True) > 0
+    mixed = np.where(has_reviews, (1.0 - weight) * unit_text + weight * unit_reviews, unit_text)
+    encoder_id = f"{text.encoder_id}+{weight:g}*{reviews.encoder_id}"
+    return ItemEmbeddings(mixed, text.items, encoder_id, modality="text+reviews").normalize()
 
 
 def recent_events(history: Interactions, users: np.ndarray, length: int, half_life_days: float | None) -> Interactions:
