@@ -21,6 +21,8 @@ SCORERS: dict[str, str] = {
     "bpr": "facetrec.scoring.matrix_factorization:BPRScorer",
     "sasrec": "facetrec.scoring.sasrec:SASRecScorer",
     "content": "facetrec.scoring.content_knn:ContentKNNScorer",
+    "sasrec-text": "facetrec.scoring.facet:SASRecTextScorer",
+    "facet": "facetrec.scoring.facet:FacetScorer",
 }
 
 SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
@@ -32,6 +34,8 @@ SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
     "bpr": [{"factors": f, "learning_rate": lr} for f in (32, 64) for lr in (0.01, 0.05)],
     "sasrec": [{}],
     "content": [{"history_length": n} for n in (10, 50)],
+    "sasrec-text": [{}],
+    "facet": [{"interests": k} for k in (2, 4)],
 }
 """Small validation grids for ``--tune``; each entry overrides the scorer's defaults."""
 

@@ -1,0 +1,122 @@
+"""From a behaviour sequence to K interest vectors.
+
+A causal Transformer reads the history (item vectors plus position, time-gap, event-type and
+signal embeddings). Self-attentive multi-head pooling (ComiRec-SA, Cen et al., KDD 2020) then
+forms K interests at every position t, each a different attention-weighted mean of the states
+up to t: head k learns to attend to one kind of item, so a user who watches both horror and
+cooking gets one vector near each instead of one vector between them. ``pooling="last"``
+instead keeps the last state as the single interest (SASRec's user vector); it is the K = 1
+baseline the multi-interest model must beat.
+
+Why self-attentive pooling over dynamic routing (MIND/ComiRec-DR): it is one batched einsum at
+every position (so every next-item pair trains, as in SASRec+) and its attention weights say
+which history items formed each interest, which is what explanations are made of.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from facetrec.interests.features import GAP_BUCKETS, SIGNALS
+from facetrec.interests.transformer import Block, causal_allowed, init_weights
+from facetrec.types import Event
+
+POOLINGS = ("attention", "last")
+
+
+class MultiInterestEncoder(nn.Module):
+    def __init__(
+        self,
+        hidden: int,
+        max_len: int,
+        layers: int,
+        heads: int,
+        dropout: float,
+        interests: int,
+        pooling: str = "attention",
+        time_features: bool = True,
+        event_features: bool = True,
+        signal_features: bool = True,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "last" and interests != 1:
+            raise ValueError("pooling='last' gives exactly one interest; set interests=1")
+        self.max_len, self.k, self.pooling = max_len, interests, pooling
+        self.position = nn.Embedding(max_len, hidden)
+        self.gap = nn.Embedding(GAP_BUCKETS + 1, hidden, padding_idx=0) if time_features else None
+        self.event = nn.Embedding(len(Event) + 1, hidden, padding_idx=0) if event_features else None
+        self.signal = nn.Linear(SIGNALS, hidden) if signal_features else None
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden)
+        if pooling == "attention":
+            self.pool = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, interests))
+        self.apply(init_weights)
+
+    def states(self, item_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[batch, width, hidden] causal states; row padding (item 0) stays exactly zero."""
+        items = batch["items"]
+        width = items.shape[1]
+        padding = items == 0
+        real = (~padding).unsqueeze(-1).to(item_vectors.dtype)
+        positions = torch.arange(self.max_len - width, self.max_len, device=items.device)
+        x = item_vectors + self.position(positions)
+        if self.gap is not None:
+            x = x + self.gap(batch["gaps"])
+        if self.event is not None:
+            x = x + self.event(batch["events"])
+        if self.signal is not None:
+            x = x + self.signal(batch["signals"])
+        x = self.dropout(x) * real
+        allowed = causal_allowed(padding)
+        for block in self.blocks:
+            x = block(x, allowed) * real
+        return self.norm(x) * real
+
+    def interests(self, states: torch.Tensor, values: torch.Tensor, padding: torch.Tensor, last_only: bool = False):
+        """Interests and the attention that formed them.
+
+        The attention is computed from the contextual ``states`` but averages ``values``, the
+        history's own item vectors, so that an interest stays a mixture of the items a user
+        chose (and lies among them in item space) rather than of contextualised states.
+
+        Returns ``(interests, attention)``: [batch, width, K, hidden] and [batch, K, width, width]
+        (query position, key position), or with ``last_only`` [batch, K, hidden] and
+        [batch, K, width] for the most recent position.
+        """
+        if self.pooling == "last":
+            eye = torch.eye(states.shape[1], device=states.device).expand(states.shape[0], 1, -1, -1)
+            if last_only:
+                return states[:, -1:, :], eye[:, :, -1, :]
+            return states.unsqueeze(2), eye
+        allowed = causal_allowed(padding)  # [batch, 1, query, key]
+        if last_only:
+            allowed = allowed[:, :, -1:, :]
+        logits = self.pool(states).transpose(1, 2).unsqueeze(2)  # [batch, K, 1, key]
+        attention = torch.softmax(logits.masked_fill(~allowed, -torch.inf), dim=-1)  # [batch, K, query, key]
+        if last_only:
+            attention = attention[:, :, 0, :]
+            return torch.einsum("bkj,bjh->bkh", attention, values), attention
+        return torch.einsum("bktj,bjh->btkh", attention, values), attention
+
+
+def route(interests: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Target-aware routing: for each row, the interest [P, K, hidden] closest to its target
+    item vector [P, hidden] (hard argmax, as in ComiRec); only that interest is trained on it."""
+    choice = torch.einsum("pkh,ph->pk", interests, targets).argmax(-1)
+    return interests[torch.arange(len(interests), device=interests.device), choice]
+
+
+def distinctness_penalty(interests: torch.Tensor) -> torch.Tensor:
+    """Mean squared cosine between different interests of the same row [P, K, hidden]: 0 when
+    they are orthogonal, 1 when all are the same vector (a collapsed multi-interest model)."""
+    k = interests.shape[1]
+    if k < 2 or not len(interests):
+        return interests.new_zeros(())
+    unit = nn.functional.normalize(interests, dim=-1)
+    gram = unit @ unit.transpose(1, 2)
+    off = ~torch.eye(k, dtype=torch.bool, device=interests.device)
+    return gram[:, off].pow(2).mean()

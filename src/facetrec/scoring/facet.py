@@ -1,0 +1,438 @@
+"""The facet model: several interest vectors per user over language-model item vectors.
+
+Items are represented by the :class:`~facetrec.fusion.items.ItemTower` (frozen text embeddings
+through a mixture-of-experts adapter, fused with an ID embedding for items seen in training);
+users by the :class:`~facetrec.interests.extractor.MultiInterestEncoder` (a causal Transformer
+with time-gap, event and signal inputs, then K attention-pooled interests). Training predicts
+the next item at every position with target-aware routing: only the interest closest to the
+target is trained on it, so interests specialise, and a penalty keeps them apart. The loss is
+a full softmax over the catalogue up to ``full_softmax_max_items`` items and a sampled softmax
+with log-Q correction beyond. An item scores as its best match over the user's interests.
+
+``sasrec-text`` (:class:`SASRecTextScorer`) is the same model with one interest read from the
+last state and no time/event/signal inputs: SASRec+ with fused text + ID item vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facetrec.data.split import EvalSet
+from facetrec.errors import ConfigError, DataError
+from facetrec.fusion.items import ItemTower
+from facetrec.fusion.modality import FUSIONS
+from facetrec.interests.extractor import POOLINGS, MultiInterestEncoder, distinctness_penalty, route
+from facetrec.interests.features import EventFeatures
+from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, training_rows, trim
+from facetrec.scoring.base import Scorer
+from facetrec.training import TrainConfig, fit_loop, resolve_device, seed_everything
+from facetrec.types import Interactions, ItemCatalog, UserState
+
+
+@dataclass(frozen=True)
+class FacetConfig:
+    interests: int = 4
+    """K, the number of interest vectors per user."""
+    pooling: str = "attention"
+    """"attention" (K self-attentive heads over the history) or "last" (the last state; K = 1)."""
+    adaptive: bool = True
+    """User states drop interests that no recent history item prefers (fewer for focused users)."""
+    encoder: str = "minilm"
+    """Item text encoder as in the content scorer ("minilm", "minilm-onnx-int8", "lexical", a local
+    model path), or "none" for an ID-only model."""
+    max_tokens: int = 128
+    """Item texts are truncated to this many tokens before encoding."""
+    store_dir: str | None = None
+    """Embedding cache directory: items already encoded there are not encoded again."""
+    use_id: bool = True
+    """Fuse a learned item-ID embedding with the content vectors (items seen in training only)."""
+    id_dropout: float = 0.1
+    """Training drops an item's ID with this probability, so the content path also works alone."""
+    fusion: str = "gated"
+    """How modalities are combined: "mean", "gated" or "attention"."""
+    experts: int = 4
+    """Whitening experts in each content adapter."""
+    time_features: bool = True
+    """Embed the time gap since the previous event."""
+    event_features: bool = True
+    """Embed the event type (click, view, cart, purchase, rate, review)."""
+    signal_features: bool = True
+    """Feed each event's weight (sentiment), centred rating and has-rating flag."""
+    distinct_weight: float = 0.1
+    """Weight of the penalty on the squared cosine between a user's interests."""
+    full_softmax_max_items: int = 100_000
+    """Above this catalogue size, train with a sampled softmax (log-Q corrected) instead."""
+    negatives: int = 1024
+    """Shared negatives per step for the sampled softmax, drawn by training popularity."""
+    max_len: int = 200
+    """Most recent events the model reads (and the length of a training row)."""
+    hidden: int = 64
+    """Width of item vectors, states and interests."""
+    layers: int = 2
+    """Transformer blocks."""
+    heads: int = 1
+    """Attention heads per block; must divide ``hidden``."""
+    dropout: float = 0.4
+    """Dropout on inputs and on each attention and feed-forward output."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 128
+    """Training rows per optimiser step."""
+    epochs: int = 200
+    """Most passes over the training rows."""
+    patience: int | None = 10
+    """With a validation set: stop after this many epochs without a better NDCG@10 (None: never)."""
+    seed: int = 0
+    """Seeds weight initialisation, batch order and ID dropout."""
+    device: str = "auto"
+    """"auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"."""
+    checkpoint_dir: str | None = None
+    """Checkpoint every epoch here and resume from it (None: no checkpoints)."""
+    progress: bool = True
+    """Show a progress bar while training."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("interests", "max_len", "hidden", "layers", "heads", "batch_size", "experts", "negatives"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"{name}.pooling: must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.pooling == "last" and self.interests != 1:
+            raise ConfigError(f"{name}.interests: pooling 'last' gives one interest; set interests = 1")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"{name}.fusion: must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.encoder == "none" and not self.use_id:
+            raise ConfigError(f"{name}: with encoder 'none' the model needs use_id = true (it has nothing else)")
+        if self.hidden % self.heads:
+            raise ConfigError(f"{name}.heads: must divide hidden ({self.hidden}), got {self.heads}")
+        for field in ("dropout", "id_dropout"):
+            if not 0 <= getattr(self, field) < 1:
+                raise ConfigError(f"{name}.{field}: must be in [0, 1), got {getattr(self, field)}")
+        if not self.distinct_weight >= 0 or not self.lr > 0:
+            raise ConfigError(f"{name}: distinct_weight must be >= 0 and lr > 0")
+        self.train_config()
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            checkpoint_dir=self.checkpoint_dir,
+            progress=self.progress,
+        )
+
+
+@dataclass(frozen=True)
+class SASRecTextConfig(FacetConfig):
+    """SASRec+ over fused text + ID item vectors: the facet model with one last-state interest."""
+
+    interests: int = 1
+    pooling: str = "last"
+    time_features: bool = False
+    event_features: bool = False
+    signal_features: bool = False
+
+
+class FacetNet(nn.Module):
+    """Item tower + multi-interest encoder; item ``i`` is row ``i`` of :meth:`item_vectors`."""
+
+    def __init__(self, content: np.ndarray, id_known: np.ndarray, config: FacetConfig) -> None:
+        super().__init__()
+        cfg = config
+        matrices = [torch.from_numpy(np.asarray(content, np.float32))] if content.shape[1] else []
+        self.tower = ItemTower(
+            matrices,
+            torch.from_numpy(np.asarray(id_known, bool)),
+            cfg.hidden,
+            use_id=cfg.use_id,
+            fusion=cfg.fusion,
+            experts=cfg.experts,
+            id_dropout=cfg.id_dropout,
+            dropout=cfg.dropout / 4,
+        )
+        self.encoder = MultiInterestEncoder(
+            cfg.hidden,
+            cfg.max_len,
+            cfg.layers,
+            cfg.heads,
+            cfg.dropout,
+            cfg.interests,
+            cfg.pooling,
+            cfg.time_features,
+            cfg.event_features,
+            cfg.signal_features,
+        )
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.tower()
+
+    def user_interests(self, items: torch.Tensor, batch: dict[str, torch.Tensor], last_only: bool = False):
+        """Interests (and attention) for a batch of windows, given all item vectors [n_items, hidden]."""
+        table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
+        vectors = table[batch["items"]]
+        states = self.encoder.states(vectors, batch)
+        return self.encoder.interests(states, vectors, batch["items"] == 0, last_only)
+
+
+def _to_device(batch: dict[str, np.ndarray], rows, device: torch.device) -> dict[str, torch.Tensor]:
+    """The rows of a window batch as tensors, trimmed to the columns that hold any event."""
+    items = torch.from_numpy(batch["items"][rows])
+    cols = trim(items)
+    return {k: torch.from_numpy(v[rows][:, cols]).to(device) for k, v in batch.items()}
+
+
+class _Training:
+    """What the shared loop drives: the network, Adam, the training windows and the loss."""
+
+    def __init__(self, net: FacetNet, inputs: dict, targets: np.ndarray, popularity: np.ndarray, cfg: FacetConfig):
+        self.net, self.cfg = net, cfg
+        self.device = next(net.parameters()).device
+        self.inputs, self.targets = inputs, targets
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
+        self.sampled = len(popularity) > cfg.full_softmax_max_items
+        q = torch.from_numpy(popularity.astype(np.float64) + 1.0)  # add-one: every item can be a negative
+        self.q = (q / q.sum()).float().to(self.device)
+
+    def _loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        batch = _to_device(self.inputs, rows, self.device)
+        target = torch.from_numpy(self.targets[rows][:, trim(torch.from_numpy(self.inputs["items"][rows]))])
+        target = target.to(self.device)
+        items = self.net.item_vectors()
+        interests, _ = self.net.user_interests(items, batch)
+        real = target > 0
+        chosen = interests[real]  # [P, K, hidden]
+        wanted = target[real] - 1
+        user = route(chosen, items[wanted].detach())
+        if self.sampled:
+            negatives = torch.multinomial(self.q, self.cfg.negatives, replacement=True)
+            positive = (user * items[wanted]).sum(-1, keepdim=True) - self.q[wanted].log().unsqueeze(-1)
+            negative = user @ items[negatives].T - self.q[negatives].log()
+            negative = negative.masked_fill(negatives[None, :] == wanted[:, None], -torch.inf)  # accidental hits
+            loss = F.cross_entropy(torch.cat([positive, negative], 1), torch.zeros_like(wanted))
+        else:
+            loss = F.cross_entropy(user @ items.T, wanted)
+        if self.cfg.distinct_weight and chosen.shape[1] > 1:
+            # Only where the prefix holds at least K events can K interests differ at all.
+            enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
+            loss = loss + self.cfg.distinct_weight * distinctness_penalty(chosen[enough])
+        return loss, int(real.sum())
+
+    def train_epoch(self, epoch: int) -> float:
+        self.net.train()
+        total, count = 0.0, 0
+        for rows in torch.randperm(len(self.targets)).split(self.cfg.batch_size):
+            loss, n = self._loss(rows.numpy())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total, count = total + loss.item() * n, count + n
+        return total / max(count, 1)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict(state)
+
+
+class _ValidatedTraining(_Training):
+    def __init__(self, *args, valid: EvalSet, scorer: FacetScorer) -> None:
+        super().__init__(*args)
+        self.validation, self.scorer = NextItemValidation(valid, self.device), scorer
+
+    def validate(self) -> float:
+        return self.validation(lambda history, users: self.scorer._scores(self.net, history, users))
+
+
+class FacetScorer(Scorer[FacetConfig]):
+    """Scores an item by its best match among a user's K interests (see the module docstring).
+
+    A user without events gets training popularity. Fitted state: ``weights_`` (all network
+    parameters as one float32 vector, in the order of a :class:`FacetNet` built from the
+    config), ``content_`` (the frozen item text vectors; shape [n_items, 0] for an ID-only
+    model) and ``id_known_`` (1 for items with training events: only they have an ID vector).
+    """
+
+    config_class = FacetConfig
+
+    weights_: np.ndarray
+    content_: np.ndarray
+    id_known_: np.ndarray
+    popularity_: np.ndarray
+    losses_: np.ndarray
+    valid_scores_: np.ndarray
+    best_epoch_: int | None
+    fit_seconds_: float
+
+    def __init__(self, config: FacetConfig | None = None, **overrides: object) -> None:
+        super().__init__(config, **overrides)
+        self._net: tuple[np.ndarray, FacetNet] | None = None
+        self._items: tuple[np.ndarray, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
+        cfg = self.config
+        if valid is not None and valid.history.n_items != train.n_items:
+            raise DataError(
+                f"{type(self).__name__}.fit: valid.history has {valid.history.n_items} items but train has "
+                f"{train.n_items}; both must use the training item vocabulary"
+            )
+        self._net = self._items = None
+        self.content_ = self._content(train, catalog)
+        train = train.sorted()
+        offsets = train.user_offsets()
+        start, end = training_rows(offsets, cfg.max_len)
+        if not len(start):
+            raise DataError(f"{type(self).__name__}.fit: no user has 2 or more events; a next-item model needs pairs")
+        features = EventFeatures.of(train)
+        inputs = features.windows(start, end, cfg.max_len)
+        targets = features.windows(start + 1, end + 1, cfg.max_len)["items"]
+        counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float32)
+        self.id_known_ = (counts > 0).astype(np.uint8)
+        self.popularity_ = counts / max(1.0, float(counts.max()))
+        self.n_items_ = train.n_items
+        device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        net = FacetNet(self.content_, self.id_known_, cfg).to(device)
+        args = (net, inputs, targets, counts, cfg)
+        loop = _Training(*args) if valid is None else _ValidatedTraining(*args, valid=valid, scorer=self)
+        history = fit_loop(loop, cfg.train_config(), optimizer=loop.optimizer, description=type(self).__name__)
+        net.eval()
+        self.weights_ = nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
+        self.losses_ = np.asarray(history.losses, dtype=np.float32)
+        self.valid_scores_ = np.asarray(history.scores, dtype=np.float32)
+        self.best_epoch_ = history.best_epoch
+        self.fit_seconds_ = history.seconds
+        self._net, self._items = (self.weights_, net), None
+        return self
+
+    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> np.ndarray:
+        """Frozen unit-norm item text vectors [n_items, d], or [n_items, 0] for an ID-only model."""
+        cfg = self.config
+        if cfg.encoder == "none":
+            return np.zeros((train.n_items, 0), np.float32)
+        if catalog is None:
+            raise DataError(
+                f"{type(self).__name__} reads item text: call .fit(train, catalog), or set encoder = 'none'"
+            )
+        if len(catalog) != train.n_items:
+            raise DataError(f"catalog has {len(catalog)} items but train has {train.n_items}; they must align")
+        from facetrec.scoring.content_knn import ContentKNNConfig, encode_catalog
+
+        settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
+        return encode_catalog(catalog, settings).normalize().vectors
+
+    # ------------------------------------------------------------------ inference
+
+    def _model(self) -> FacetNet:
+        """The network for ``weights_``, rebuilt once after load (or a change of weights)."""
+        if self._net is not None and self._net[0] is self.weights_:
+            return self._net[1]
+        net = FacetNet(self.content_, self.id_known_, self.config)
+        expected = sum(p.numel() for p in net.parameters())
+        if self.weights_.shape != (expected,):
+            raise ConfigError(
+                f"{type(self).__name__}.weights_: holds {self.weights_.size} values but this config and content "
+                f"need {expected}; the weights and config do not belong together"
+            )
+        nn.utils.vector_to_parameters(torch.from_numpy(np.array(self.weights_, dtype=np.float32)), net.parameters())
+        net = net.to(resolve_device(self.config.device)).eval()
+        self._net, self._items = (self.weights_, net), None
+        return net
+
+    @torch.no_grad()
+    def _item_matrix(self, net: FacetNet) -> torch.Tensor:
+        """Item vectors in eval mode; cached for the fitted network (they do not depend on the
+        user), recomputed for a network still in training (validation)."""
+        fitted = self._net is not None and net is self._net[1]
+        if fitted and self._items is not None and self._items[0] is self.weights_:
+            return self._items[1]
+        items = net.item_vectors()
+        if fitted:
+            self._items = (self.weights_, items)
+        return items
+
+    @torch.no_grad()
+    def _interests(self, net: FacetNet, history: Interactions, users: np.ndarray):
+        """Per batch of users: (interests [b, K, hidden], attention [b, K, width], windows)."""
+        was_training = net.training
+        net.eval()
+        history = history.sorted()
+        offsets = history.user_offsets()
+        features = EventFeatures.of(history)
+        device = next(net.parameters()).device
+        items = self._item_matrix(net)
+        for start in range(0, len(users), EVAL_BATCH):
+            chunk = users[start : start + EVAL_BATCH]
+            windows = features.windows(offsets[chunk], offsets[chunk + 1], self.config.max_len)
+            batch = _to_device(windows, slice(None), device)
+            interests, attention = net.user_interests(items, batch, last_only=True)
+            yield interests, attention, batch["items"], items
+        net.train(was_training)
+
+    def _scores(self, net: FacetNet, history: Interactions, users: np.ndarray) -> torch.Tensor:
+        out = []
+        fallback = torch.from_numpy(self.popularity_)
+        for interests, _, windows, items in self._interests(net, history, users):
+            best = torch.einsum("bkh,nh->bkn", interests, items).amax(1)
+            empty = (windows[:, -1] == 0)[:, None]
+            out.append(torch.where(empty, fallback.to(best.device), best))
+        return torch.cat(out) if out else torch.zeros(0, self.n_items_)
+
+    def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
+        return self._scores(self._model(), history, users).cpu().numpy()
+
+    def item_vectors(self) -> np.ndarray:
+        """[n_items, hidden] item vectors: an item's score under an interest is their dot product."""
+        self._require_fitted("item_vectors")
+        net = self._model()
+        return self._item_matrix(net).cpu().numpy()
+
+    def encode_users(self, history: Interactions, users: np.ndarray) -> list[UserState]:
+        """One :class:`UserState` per user: interests, weights and the attention on each history item.
+
+        A weight is the share of the user's recent items whose best-matching interest it is;
+        with ``adaptive`` an interest no item prefers is dropped. A user without events raises
+        :class:`DataError`: there is nothing to form interests from (use popularity instead).
+        """
+        self._require_fitted("encode_users")
+        users = np.asarray(users, dtype=np.int64)
+        states: list[UserState] = []
+        for interests, attention, windows, items in self._interests(self._model(), history, users):
+            for row in range(len(interests)):
+                real = windows[row] > 0
+                if not bool(real.any()):
+                    raise DataError(f"user {history.users.id_of(int(users[len(states)]))!r} has no events to encode")
+                idx = windows[row][real] - 1
+                states.append(self._state(interests[row], attention[row][:, real], idx, items))
+        return states
+
+    def _state(self, interests: torch.Tensor, attention: torch.Tensor, idx: torch.Tensor, items: torch.Tensor):
+        best = (items[idx] @ interests.T).argmax(1)
+        counts = torch.bincount(best, minlength=len(interests)).float()
+        keep = counts > 0 if self.config.adaptive else torch.ones_like(counts, dtype=torch.bool)
+        weights = counts[keep] / counts[keep].sum()
+        attention = attention[keep]
+        attention = attention / attention.sum(1, keepdim=True).clamp_min(1e-12)
+        return UserState(
+            interests[keep].cpu().numpy(),
+            weights.cpu().numpy(),
+            idx.cpu().numpy().astype(np.int32),
+            attention.cpu().numpy(),
+        )
+
+
+class SASRecTextScorer(FacetScorer):
+    """SASRec+ whose item vectors fuse frozen text embeddings with ID embeddings (K = 1)."""
+
+    config_class = SASRecTextConfig

@@ -1,0 +1,189 @@
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from facetrec.data.filters import first_occurrences
+from facetrec.data.split import leave_one_out
+from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.protocol import EvalConfig, evaluate
+from facetrec.evaluation.recovery import interest_recovery
+from facetrec.fusion.modality import ModalityFusion
+from facetrec.ids import Vocabulary
+from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, route
+from facetrec.scoring.facet import FacetConfig, FacetScorer, SASRecTextScorer
+from facetrec.scoring.popularity import PopularityScorer
+from facetrec.testing import ScorerConformance, small_synthetic
+from facetrec.types import Interactions
+
+TINY: dict[str, Any] = {
+    "encoder": "lexical",
+    "epochs": 2,
+    "hidden": 16,
+    "max_len": 20,
+    "batch_size": 64,
+    "progress": False,
+}
+
+
+class TestFacetConformance(ScorerConformance):
+    component = FacetScorer
+    params: ClassVar[dict[str, Any]] = TINY
+
+
+class TestIdOnlyFacetConformance(ScorerConformance):
+    component = FacetScorer
+    params: ClassVar[dict[str, Any]] = {**TINY, "encoder": "none", "fusion": "mean", "interests": 2}
+
+
+class TestSASRecTextConformance(ScorerConformance):
+    component = SASRecTextScorer
+    params: ClassVar[dict[str, Any]] = TINY
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    syn = small_synthetic()
+    return syn, leave_one_out(first_occurrences(syn.dataset.interactions))
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic):
+    syn, split = synthetic
+    params = {"hidden": 32, "lr": 3e-3, "dropout": 0.2, "epochs": 25, "patience": None, "progress": False}
+    scorer = FacetScorer(encoder="lexical", **params)
+    return scorer.fit(split.train, syn.dataset.catalog)
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ConfigError, match="pooling 'last' gives one interest"):
+        FacetConfig(pooling="last", interests=3)
+    with pytest.raises(ConfigError, match="fusion"):
+        FacetConfig(fusion="concat")
+    with pytest.raises(ConfigError, match="use_id = true"):
+        FacetConfig(encoder="none", use_id=False)
+    assert SASRecTextScorer().config.interests == 1 and SASRecTextScorer().config.pooling == "last"
+
+
+@torch.no_grad()
+def test_padding_never_leaks_into_interests():
+    torch.manual_seed(0)
+    encoder = MultiInterestEncoder(16, 12, 2, 2, 0.0, interests=3).eval()
+    items = torch.tensor([[0, 0, 0, 0, 5, 9, 2, 7]])
+    batch = {
+        "items": items,
+        "gaps": (items > 0).long() * 3,
+        "events": (items > 0).long(),
+        "signals": (items > 0).float().unsqueeze(-1).expand(1, 8, 3).clone(),
+    }
+    vectors = torch.randn(1, 8, 16) * (items > 0).unsqueeze(-1)
+    interests, attention = encoder.interests(encoder.states(vectors, batch), vectors, items == 0, last_only=True)
+    assert torch.equal(attention[0, :, :4], torch.zeros(3, 4))  # no weight on padding
+    torch.testing.assert_close(attention.sum(-1), torch.ones(1, 3))
+    # Garbage in the padded columns changes nothing; neither does dropping them.
+    noisy = vectors.clone()
+    noisy[0, :4] = torch.randn(4, 16) * 10
+    again, _ = encoder.interests(encoder.states(noisy, batch), vectors, items == 0, last_only=True)
+    torch.testing.assert_close(again, interests, rtol=0, atol=1e-5)
+    short = {k: v[:, 4:] for k, v in batch.items()}
+    states = encoder.states(vectors[:, 4:], short)
+    trimmed, _ = encoder.interests(states, vectors[:, 4:], items[:, 4:] == 0, last_only=True)
+    torch.testing.assert_close(trimmed, interests, rtol=0, atol=1e-5)
+
+
+def test_routing_trains_the_closest_interest_and_the_penalty_measures_overlap():
+    interests = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    chosen = route(interests, torch.tensor([[0.2, 0.9], [3.0, -1.0]]))
+    torch.testing.assert_close(chosen, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    assert float(distinctness_penalty(interests)) == pytest.approx(0.0)
+    same = torch.tensor([[[1.0, 1.0], [2.0, 2.0]]])
+    assert float(distinctness_penalty(same)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["mean", "gated", "attention"])
+def test_fusion_ignores_missing_modalities(kind):
+    torch.manual_seed(0)
+    fusion = ModalityFusion(2, 4, kind)
+    with torch.no_grad():
+        for p in fusion.parameters():
+            p.normal_()
+    vectors = torch.randn(3, 2, 4)
+    present = torch.tensor([[True, True], [True, False], [False, False]])
+    out = fusion(vectors, present)
+    changed = vectors.clone()
+    changed[1, 1] = 100.0  # a missing modality's value must not matter
+    torch.testing.assert_close(fusion(changed, present)[1], out[1])
+    assert torch.equal(out[2], torch.zeros(4))  # nothing present: the zero vector
+    if kind != "gated":  # one present modality gets all the weight
+        torch.testing.assert_close(out[1], vectors[1, 0])
+
+
+def test_training_beats_popularity_on_synthetic_data(synthetic, trained):
+    _, split = synthetic
+    config = EvalConfig(metrics=("ndcg@10",))
+    facet = evaluate(trained, split.test, config).summary["ndcg@10"]
+    pop = evaluate(PopularityScorer().fit(split.train), split.test, config).summary["ndcg@10"]
+    assert facet > 1.2 * pop, (facet, pop)
+
+
+def test_learned_interests_recover_planted_ones(synthetic, trained):
+    syn, split = synthetic
+    users = np.arange(split.train.n_users)
+    states = trained.encode_users(split.train, users)
+    assert all(s.interests.shape[1] == 32 and np.isclose(s.weights.sum(), 1) for s in states)
+    assert max(s.k for s in states) > 1
+    recovered = interest_recovery(states, trained.item_vectors(), syn.item_topic, syn.user_topics)
+    # Small scale (120 users, 25 epochs): the benchmark checks the 80 % goal at full size.
+    assert np.nanmean(recovered) >= 0.6, np.nanmean(recovered)
+    # A collapsed model (every interest the same) recovers at most one topic per user.
+    collapsed = [type(s)(s.interests[:1], [1.0], s.history_idx, s.attention[:1]) for s in states]
+    assert np.nanmean(interest_recovery(collapsed, trained.item_vectors(), syn.item_topic, syn.user_topics)) < 0.6
+
+
+def test_user_states_explain_from_real_history(synthetic, trained):
+    _, split = synthetic
+    data = split.train.sorted()
+    offsets = data.user_offsets()
+    state = trained.encode_users(split.train, np.array([3]))[0]
+    history = data.item_idx[offsets[3] : offsets[4]][-trained.config.max_len :]
+    np.testing.assert_array_equal(state.history_idx, history)
+    np.testing.assert_allclose(state.attention.sum(1), 1, rtol=1e-5)
+
+
+def test_new_and_empty_histories(synthetic, trained):
+    _, split = synthetic
+    items = split.train.items
+    empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), Vocabulary(["x"], "user"), items)
+    np.testing.assert_allclose(trained.score(empty, np.array([0]))[0], trained.popularity_)
+    with pytest.raises(DataError, match="'x' has no events"):
+        trained.encode_users(empty, np.array([0]))
+    newcomer = Interactions([0, 0], [4, 9], [1, 2], Vocabulary(["new"], "user"), items)
+    assert trained.encode_users(newcomer, np.array([0]))[0].history_idx.tolist() == [4, 9]
+
+
+def test_cold_items_are_placed_by_their_content(synthetic):
+    syn, split = synthetic
+    train = split.train.take(split.train.item_idx != 0)  # item 0 never seen in training
+    scorer = FacetScorer(**{**TINY, "epochs": 3}).fit(train, syn.dataset.catalog)
+    assert scorer.id_known_[0] == 0 and scorer.id_known_[1:].all() == (np.bincount(train.item_idx)[1:] > 0).all()
+    vectors = scorer.item_vectors()
+    assert np.linalg.norm(vectors[0]) > 0  # represented by text alone
+    id_only = FacetScorer(**{**TINY, "encoder": "none", "epochs": 1}).fit(train)
+    assert np.linalg.norm(id_only.item_vectors()[0]) == 0  # an ID-only model has nothing for it
+
+
+def test_sampled_softmax_path_trains(synthetic):
+    syn, split = synthetic
+    scorer = FacetScorer(**{**TINY, "full_softmax_max_items": 10, "negatives": 16, "epochs": 8, "lr": 5e-3})
+    scorer.fit(split.train, syn.dataset.catalog)
+    assert np.isfinite(scorer.losses_).all() and scorer.losses_[-1] < scorer.losses_[0]
+
+
+def test_validation_and_checkpoint_resume(synthetic, tmp_path):
+    syn, split = synthetic
+    params = {**TINY, "epochs": 3, "patience": None, "checkpoint_dir": str(tmp_path)}
+    whole = FacetScorer(**params).fit(split.train, syn.dataset.catalog, split.valid)
+    assert len(whole.valid_scores_) == 3 and (whole.valid_scores_ >= 0).all()
+    resumed = FacetScorer(**{**params, "epochs": 4}).fit(split.train, syn.dataset.catalog, split.valid)
+    np.testing.assert_allclose(resumed.valid_scores_[:3], whole.valid_scores_, rtol=1e-5)
