@@ -68,3 +68,16 @@ def test_exhausted_rank_fills_by_relevance():
 def test_bad_kernel():
     with pytest.raises(DataError, match="kernel"):
         dpp_greedy(np.ones((2, 3)), 1)
+
+
+def test_reranker_without_the_full_kernel_matches_the_pure_function():
+    from facetrec.ranking import CandidatePool, DPPReranker
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(100, 16))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    rel = rng.random(100)
+    pool = CandidatePool(np.arange(100), 5 * rel + 2, np.zeros(100, np.int32), np.ones(1), v)
+    scaled = (rel - rel.min()) / np.ptp(rel)
+    for lam in (0.3, 0.7, 0.95, 1.0):  # at lam = 0 every first pick ties, and rounding breaks the tie
+        assert DPPReranker(lam).rerank(pool, 10).tolist() == dpp(scaled, v @ v.T, lam, 10).tolist()

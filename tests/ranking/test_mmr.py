@@ -49,3 +49,12 @@ def test_bad_input():
         mmr(np.ones(3), np.eye(2), 0.5, 1)
     with pytest.raises(DataError, match="n"):
         mmr(np.ones(2), np.eye(2), 0.5, 0)
+
+
+def test_reranker_without_the_full_matrix_matches_the_pure_function(planted):
+    v = planted.vectors / np.linalg.norm(planted.vectors, axis=1, keepdims=True)
+    rel = v @ (planted.centres[1] + 0.3 * planted.centres[3])
+    pool = CandidatePool(np.arange(100), rel, np.zeros(100, np.int32), np.ones(1), v)
+    scaled = (rel - rel.min()) / np.ptp(rel)
+    for lam in (0.0, 0.4, 0.9, 1.0):
+        assert MMRReranker(lam).rerank(pool, 10).tolist() == mmr(scaled, v @ v.T, lam, 10).tolist()

@@ -155,3 +155,16 @@ def test_vocabulary_from_items_argument():
     items = Vocabulary(["x", "y", "z"], "item")
     out = Ranker().fit(np.eye(3), items=items).rank_scores(np.array([0.1, 0.3, 0.2]), 2)
     assert out.ids.tolist() == ["y", "z"]
+
+
+def test_reconfigure_shares_the_index_and_changes_the_reranking(planted):
+    ranker = Ranker(candidates=30).fit(planted.vectors, planted.catalog)
+    state = planted.state([0, 1], [0.8, 0.2])
+    quota = ranker.reconfigure(diversity="quotas", lam=0.0)
+    assert quota.index_ is ranker.index_ and quota.config.candidates == 30
+    assert np.bincount(planted.cluster[quota.rank(state, 10).idx], minlength=4).tolist() == [8, 2, 0, 0]
+    assert planted.cluster[ranker.rank(state, 10).idx].tolist() == [0] * 10  # the original is unchanged
+    with pytest.raises(ConfigError, match="retrieval shape the faiss index"):
+        ranker.reconfigure(retrieval="hnsw")
+    with pytest.raises(ConfigError, match="unknown key 'lamda'"):
+        ranker.reconfigure(lamda=0.5)

@@ -75,3 +75,8 @@ def test_trending_boost_lifts_recently_popular_items():
     assert ranker.rank(state, 3, now=100 * DAY).ids.tolist() == ["new", "old", "mid"]
     assert ranker.rank(state, 3).ids.tolist() == ["new", "old", "mid"]  # default now: the last event (97 days)
     assert ranker.rank(state, 3, now=300 * DAY).ids.tolist() == ["old", "mid", "new"]  # the trend has passed
+
+
+def test_decay_weights_accept_a_now_per_event():
+    w = decay_weights(np.array([0, 0, 10]) * DAY, np.array([10, 20, 10]) * DAY, 10.0)
+    np.testing.assert_allclose(w, [0.5, 0.25, 1.0])

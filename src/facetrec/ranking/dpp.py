@@ -13,6 +13,8 @@ once the similarity's rank is exhausted, the remaining slots go to the most rele
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from facetrec.errors import DataError
@@ -34,16 +36,23 @@ def dpp_greedy(kernel: np.ndarray, n: int) -> np.ndarray:
     m = kernel.shape[0]
     if kernel.shape != (m, m) or not np.isfinite(kernel).all():
         raise DataError(f"kernel: expected a finite square matrix, got shape {kernel.shape}")
+    return dpp_greedy_rows(kernel.diagonal().copy(), lambda j: kernel[j], n)
+
+
+def dpp_greedy_rows(diagonal: np.ndarray, row: Callable[[int], np.ndarray], n: int) -> np.ndarray:
+    """:func:`dpp_greedy` reading only the kernel's ``diagonal`` [m] and the rows ``row(j)`` of
+    chosen items: O(m n^2) plus n row computations, never the full [m, m] kernel."""
+    m = len(diagonal)
     k = min(int(n), m)
     cis = np.zeros((k, m))
-    d2 = kernel.diagonal().copy()  # squared Cholesky diagonal gain of adding each item
+    d2 = np.asarray(diagonal, dtype=np.float64).copy()  # squared Cholesky gain of adding each item
     chosen = np.zeros(m, dtype=bool)
     order: list[int] = []
     j = int(np.argmax(d2))
     while True:
         if d2[j] <= 0:
             rest = np.flatnonzero(~chosen)
-            rest = rest[np.lexsort((rest, -kernel.diagonal()[rest]))]
+            rest = rest[np.lexsort((rest, -np.asarray(diagonal)[rest]))]
             order.extend(rest[: k - len(order)].tolist())
             break
         order.append(j)
@@ -51,7 +60,7 @@ def dpp_greedy(kernel: np.ndarray, n: int) -> np.ndarray:
         t = len(order) - 1
         if len(order) == k:
             break
-        e = (kernel[j] - cis[:t, j] @ cis[:t]) / np.sqrt(d2[j])
+        e = (row(j) - cis[:t, j] @ cis[:t]) / np.sqrt(d2[j])
         cis[t] = e
         d2 = d2 - e * e
         d2[chosen] = -np.inf
@@ -59,15 +68,18 @@ def dpp_greedy(kernel: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
+def _quality(scores: np.ndarray, lam: float) -> np.ndarray:
+    alpha = lam / (2.0 * (1.0 - lam)) if lam < 1 else np.inf
+    shifted = np.asarray(scores, dtype=np.float64) - np.max(scores)
+    return np.exp(alpha * shifted) if np.isfinite(alpha) else (shifted == 0).astype(np.float64)
+
+
 def dpp_kernel(scores: np.ndarray, sim: np.ndarray, lam: float, eps: float = EPS) -> np.ndarray:
     """``diag(q) (sim + eps I) diag(q)`` with ``q = exp(alpha (scores - max))``, alpha = lam / (2 (1 - lam)).
 
     Shifting by the maximum leaves the greedy choices unchanged and keeps ``q <= 1``.
     """
-    lam = check_lam(lam)
-    alpha = lam / (2.0 * (1.0 - lam)) if lam < 1 else np.inf
-    shifted = np.asarray(scores, dtype=np.float64) - np.max(scores)
-    q = np.exp(alpha * shifted) if np.isfinite(alpha) else (shifted == 0).astype(np.float64)
+    q = _quality(scores, check_lam(lam))
     return q[:, None] * (sim + eps * np.eye(len(q))) * q[None, :]
 
 
@@ -95,4 +107,16 @@ class DPPReranker:
 
     def rerank(self, pool: CandidatePool, n: int) -> np.ndarray:
         """Positions into ``pool`` of the chosen items, best first."""
-        return dpp(pool.unit_relevance(), pool.similarity(), self.lam, n)
+        rel = pool.unit_relevance()
+        if self.lam == 1.0 or not len(rel):
+            return np.lexsort((np.arange(len(rel)), -rel))[: min(n, len(rel))]
+        v = np.asarray(pool.vectors, dtype=np.float64)
+        q = _quality(rel, self.lam)
+        diagonal = q * q * (np.einsum("ij,ij->i", v, v) + EPS)
+
+        def row(j: int) -> np.ndarray:
+            r = q[j] * q * (v @ v[j])
+            r[j] += q[j] * q[j] * EPS
+            return r
+
+        return dpp_greedy_rows(diagonal, row, n)

@@ -8,6 +8,8 @@ similarity matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from facetrec.errors import ConfigError, DataError
@@ -42,7 +44,12 @@ def mmr(scores: np.ndarray, sim: np.ndarray, lam: float, n: int) -> np.ndarray:
     to the lower position, so with ``lam = 0`` the first pick is the most relevant item.
     """
     scores, sim = check_scores_sim(scores, sim, n)
-    lam = check_lam(lam)
+    return mmr_rows(scores, lambda j: sim[j], check_lam(lam), n)
+
+
+def mmr_rows(scores: np.ndarray, row: Callable[[int], np.ndarray], lam: float, n: int) -> np.ndarray:
+    """:func:`mmr` reading only the similarity rows of chosen items, ``row(j)`` -> [m]: O(n m d)
+    from item vectors instead of O(m^2 d) for a full similarity matrix."""
     m = len(scores)
     chosen = np.zeros(m, dtype=bool)
     max_sim = np.zeros(m)  # max similarity to the chosen items (0 before the first pick)
@@ -55,7 +62,8 @@ def mmr(scores: np.ndarray, sim: np.ndarray, lam: float, n: int) -> np.ndarray:
         pick = int(np.argmax(np.where(ties, scores, -np.inf)))
         order[t] = pick
         chosen[pick] = True
-        max_sim = np.maximum(max_sim, sim[pick])
+        if t + 1 < len(order):
+            max_sim = np.maximum(max_sim, row(pick))
     return order
 
 
@@ -70,4 +78,5 @@ class MMRReranker:
 
     def rerank(self, pool: CandidatePool, n: int) -> np.ndarray:
         """Positions into ``pool`` of the chosen items, best first."""
-        return mmr(pool.unit_relevance(), pool.similarity(), self.lam, n)
+        v = np.asarray(pool.vectors, dtype=np.float64)
+        return mmr_rows(pool.unit_relevance(), lambda j: v @ v[j], self.lam, n)

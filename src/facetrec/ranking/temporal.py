@@ -29,16 +29,18 @@ def _half_life(half_life_days: float) -> float:
     return float(half_life_days) * DAY
 
 
-def decay_weights(timestamps: np.ndarray, now: float, half_life_days: float) -> np.ndarray:
+def decay_weights(timestamps: np.ndarray, now: float | np.ndarray, half_life_days: float) -> np.ndarray:
     """Weights ``0.5 ** (age / half_life)`` of events at ``timestamps`` seen from ``now`` (float64).
 
     An event ``half_life_days`` old weighs 1/2, twice that 1/4; events at or after ``now``
-    weigh 1 (clock skew never makes an event count more than a fresh one).
+    weigh 1 (clock skew never makes an event count more than a fresh one). ``now`` may be an
+    array aligned with ``timestamps`` (e.g. each event's user's request time).
     """
     t = np.asarray(timestamps, dtype=np.float64)
-    if not np.isfinite(t).all() or not np.isfinite(now):
+    now_arr = np.asarray(now, dtype=np.float64)
+    if not np.isfinite(t).all() or not np.isfinite(now_arr).all():
         raise DataError("decay_weights: timestamps and now must be finite epoch seconds")
-    age = np.maximum(float(now) - t, 0.0)
+    age = np.maximum(now_arr - t, 0.0)
     return np.exp2(-age / _half_life(half_life_days))
 
 
