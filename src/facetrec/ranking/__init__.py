@@ -7,12 +7,13 @@ thin component that wires it in.
 """
 
 from facetrec.ranking.calibration import CalibrationReranker, calibrate, category_distribution
+from facetrec.ranking.config import DIVERSITY, RankConfig, make_reranker
 from facetrec.ranking.dpp import DPPReranker, dpp, dpp_greedy, dpp_kernel
 from facetrec.ranking.explain import TermIndex, contributors, interest_labels
 from facetrec.ranking.filters import CatalogFilter, Rules, allowed_mask
 from facetrec.ranking.mmr import MMRReranker, mmr
 from facetrec.ranking.quotas import QuotaReranker, largest_remainder, quotas
-from facetrec.ranking.ranker import DIVERSITY, RankConfig, Ranker, make_reranker
+from facetrec.ranking.ranker import Ranker
 from facetrec.ranking.retrieval import CandidatePool, VectorIndex, choose_index_kind, merge_candidates
 from facetrec.ranking.temporal import TrendingCounter, decay_weights, freshness, trending
 

@@ -20,9 +20,7 @@ not be decreasing.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -33,13 +31,10 @@ from facetrec.config import from_dict, to_dict
 from facetrec.errors import ConfigError, DataError
 from facetrec.ids import Vocabulary
 from facetrec.ranking import explain as ex
-from facetrec.ranking.calibration import CalibrationReranker, category_distribution
-from facetrec.ranking.dpp import DPPReranker
+from facetrec.ranking.calibration import category_distribution
+from facetrec.ranking.config import RankConfig, make_reranker
 from facetrec.ranking.filters import CatalogFilter, Rules, allowed_mask, as_rules, check_indices
-from facetrec.ranking.mmr import MMRReranker
-from facetrec.ranking.quotas import QuotaReranker
 from facetrec.ranking.retrieval import (
-    INDEX_KINDS,
     CandidatePool,
     VectorIndex,
     check_order,
@@ -49,104 +44,6 @@ from facetrec.ranking.retrieval import (
 )
 from facetrec.ranking.temporal import TrendingCounter, freshness
 from facetrec.types import Interactions, ItemCatalog, ItemList, UserState, object_array
-
-DIVERSITY = ("none", "mmr", "dpp", "quotas", "calibration")
-"""Values of ``RankConfig.diversity``."""
-
-
-def _number(name: str, value: Any, low: float, high: float = math.inf, integer: bool = False) -> None:
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-        what = "an integer" if integer else "a number"
-        bound = f"in [{low}, {high}]" if high != math.inf else f">= {low}"
-        raise ConfigError(f"RankConfig.{name}: must be {what} {bound}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class RankConfig:
-    """How candidates are retrieved, filtered, boosted, diversified and explained."""
-
-    diversity: str = "none"
-    """Re-ranking: "none" (relevance), "mmr", "dpp", "quotas" (slots by interest weight) or
-    "calibration" (category mix of the user's history)."""
-    lam: float = 0.8
-    """Relevance-diversity trade-off in [0, 1]: 1 = pure relevance, 0 = pure diversity."""
-    candidates: int = 200
-    """Items each interest retrieves, and the size of the pool that is re-ranked."""
-    retrieval: str = "auto"
-    """faiss index: "flat" (exact inner product), "ivf", "hnsw", or "auto" (flat up to
-    ``flat_max_items`` items, HNSW above)."""
-    flat_max_items: int = 50_000
-    """Largest catalogue "auto" searches exactly (an exact scan of 100k items x 64 dims takes
-    several ms per request on a busy CPU; HNSW about 1, at 0.99 recall of the top 200)."""
-    ivf_nlist: int = 0
-    """IVF cells (0: 4 sqrt(n_items), at most n_items / 39)."""
-    ivf_nprobe: int = 16
-    """IVF cells searched per query."""
-    hnsw_m: int = 32
-    """HNSW links per node."""
-    hnsw_ef_search: int = 128
-    """HNSW search breadth (higher: better recall, slower)."""
-    freshness_weight: float = 0.0
-    """Boost of a brand-new item, as a share of the pool's score range (0: off)."""
-    freshness_half_life_days: float | None = 30.0
-    """Days after which an item's freshness halves (None: off)."""
-    trending_weight: float = 0.0
-    """Boost of the most-trending item, as a share of the pool's score range (0: off)."""
-    trending_window_days: float | None = 7.0
-    """Days of recent events that count towards trending (None: off)."""
-    calibration_alpha: float = 0.01
-    """Smoothing of the list distribution in calibration: q~ = (1 - alpha) q + alpha p."""
-    explain_items: int = 2
-    """History items named in each explanation."""
-    label_terms: int = 2
-    """Terms in an interest label."""
-    explain_template: str = "Because you liked {items} ({label})"
-    """Explanation text; ``{items}`` are the history titles, ``{label}`` the interest label."""
-    seed: int = 0
-    """Seed of the IVF k-means."""
-
-    def __post_init__(self) -> None:
-        if self.diversity not in DIVERSITY:
-            raise ConfigError(f"RankConfig.diversity: must be one of {', '.join(map(repr, DIVERSITY))}, "
-                              f"got {self.diversity!r}")  # fmt: skip
-        if self.retrieval not in INDEX_KINDS:
-            raise ConfigError(f"RankConfig.retrieval: must be one of {', '.join(map(repr, INDEX_KINDS))}, "
-                              f"got {self.retrieval!r}")  # fmt: skip
-        _number("lam", self.lam, 0.0, 1.0)
-        for name in ("candidates", "flat_max_items", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "label_terms"):
-            _number(name, getattr(self, name), 1, integer=True)
-        for name in ("ivf_nlist", "explain_items", "seed"):
-            _number(name, getattr(self, name), 0, integer=True)
-        for name in ("freshness_weight", "trending_weight"):
-            _number(name, getattr(self, name), 0.0, 1e6)
-        for name in ("freshness_half_life_days", "trending_window_days"):
-            value = getattr(self, name)
-            if value is not None:
-                _number(name, value, 1e-9, 1e6)
-        _number("calibration_alpha", self.calibration_alpha, 1e-9, 1.0)
-        if not isinstance(self.explain_template, str):
-            raise ConfigError(f"RankConfig.explain_template: must be a str, got {self.explain_template!r}")
-        ex.check_template(self.explain_template)
-
-    @property
-    def uses_freshness(self) -> bool:
-        return self.freshness_weight > 0 and self.freshness_half_life_days is not None
-
-    @property
-    def uses_trending(self) -> bool:
-        return self.trending_weight > 0 and self.trending_window_days is not None
-
-
-def make_reranker(config: RankConfig) -> Any:
-    """The re-ranking component ``config.diversity`` names (None for "none")."""
-    return {
-        "none": lambda: None,
-        "mmr": lambda: MMRReranker(config.lam),
-        "dpp": lambda: DPPReranker(config.lam),
-        "quotas": lambda: QuotaReranker(config.lam),
-        "calibration": lambda: CalibrationReranker(config.lam, config.calibration_alpha),
-    }[config.diversity]()
 
 
 class Ranker(Component[RankConfig]):
