@@ -87,7 +87,7 @@ def main() -> None:
         faiss.omp_set_num_threads(args.threads)
         threadpool_limits(args.threads)
     load_before = os.getloadavg()[0]
-    console = Console()
+    console = Console(width=160)
     vectors, catalog, centres = world(args.items, args.seed)
     requests = states(vectors, centres, args.requests, args.seed)
     rows, table = [], Table(title=f"ranking latency per request, {args.items:,} items, d={DIM}, K={K}, top {N}")
