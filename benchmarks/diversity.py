@@ -4,9 +4,10 @@ For each dataset (ML-100K, ml-latest-small from $FACETREC_DATA_DIR, default ../s
 and synthetic data with planted interests): leave-one-out split, full ranking, history excluded;
 a scorer (``--model``, default ALS) scores every item for every test user; ``Ranker.rank_scores``
 takes the 200 best and re-ranks them to a top 10 for each lam in a sweep. Item similarity is
-cosine on the scorer's item vectors (ALS item factors). Until the facet model is ready, each
-user's interests for quotas and interest coverage come from clustering their history items'
-vectors (spherical k-means, up to 4 clusters, weights = cluster shares).
+cosine on the scorer's item vectors (ALS item factors, or ``item_vectors()`` of a model that has
+it). A model with ``encode_users`` (the facet model) supplies each user's interests for quotas;
+for others they come from clustering the history items' vectors (spherical k-means, up to 4
+clusters, weights = cluster shares).
 
 Metrics @10: NDCG (the held-out item), ILD (1 - mean cosine of item vectors), genre ILD (the same
 over categories, independent of the model), calibration KL (Steck) against the history's genres,
@@ -82,6 +83,9 @@ def datasets(names: list[str], seed: int, console: Console):
 
 
 def item_vectors(scorer) -> np.ndarray:
+    """The scorer's item vectors: ``item_vectors()`` (the facet model) or a fitted factor matrix."""
+    if callable(getattr(scorer, "item_vectors", None)):
+        return np.asarray(scorer.item_vectors(), dtype=np.float32)
     for name in ("item_factors_", "item_vectors_", "item_embeddings_"):
         value = getattr(scorer, name, None)
         if isinstance(value, np.ndarray) and value.ndim == 2:
@@ -151,7 +155,10 @@ def run_dataset(name, interactions, catalog, topics, planted, args, console) -> 
     offsets = hist.user_offsets()
     histories = [hist.item_idx[offsets[u] : offsets[u + 1]] for u in users]
     nows = [float(hist.timestamp[offsets[u + 1] - 1]) for u in users]
-    states = [cluster_state(vectors, h) for h in histories]
+    if callable(getattr(scorer, "encode_users", None)):  # a multi-interest model gives its own interests
+        states = scorer.encode_users(split.test.history, users)
+    else:
+        states = [cluster_state(vectors, h) for h in histories]
     ranker = Ranker(candidates=200).fit(vectors, catalog, split.train)
     console.print(
         f"{name}: {len(users)} test users, {scorer.n_items_} items, fitted in {time.perf_counter() - start:.1f} s"
