@@ -68,3 +68,12 @@ def test_explanations_from_a_single_score_vector(planted):
     state = UserState(planted.centres[[0, 3]], [0.5, 0.5], history, np.array([[1.0, 0.0], [0.0, 1.0]]))
     with_state = ranker.rank_scores(planted.vectors @ planted.centres[3], 3, state=state, explain=True)
     assert with_state.fields["interest"].tolist() == [1, 1, 1]
+
+
+def test_no_history_gives_empty_explanations_and_numbered_labels(planted):
+    ranker = Ranker().fit(planted.vectors, planted.catalog)
+    state = planted.state([0, 2], [0.5, 0.5])
+    out = ranker.rank(state, 4, explain=True)
+    assert out.fields["because"].tolist() == [()] * 4
+    assert out.fields["explanation"].tolist() == [""] * 4
+    assert ranker.label_interests(state) == ["interest 1", "interest 2"]
