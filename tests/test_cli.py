@@ -193,3 +193,27 @@ def test_similar_without_embeddings_says_what_to_run(tmp_path):
     run("data", "synth", "--out", str(data), "--users", "60", "--items", "40")
     result = runner.invoke(app, ["similar", "i00001", "--dataset", str(data)])
     assert "facetrec encode --dataset" in str(result.exception)
+
+
+def test_train_then_recommend_grouped_by_interest(tmp_path):
+    data = tmp_path / "synth"
+    run("data", "synth", "--out", str(data), "--users", "120", "--items", "80", "--seed", "1")
+    config = tmp_path / "facet.toml"
+    config.write_text(
+        'kind = "facet"\n[model]\nencoder = "lexical"\nhidden = 16\nepochs = 2\nprogress = false\n'
+        '[ranking]\ndiversity = "mmr"\nlam = 0.7\n'
+    )
+    bundle = tmp_path / "bundle"
+    assert "wrote bundle" in run("train", "--dataset", str(data), "--out", str(bundle), "--config", str(config))
+    dataset = Dataset.load(data)
+    user = str(dataset.interactions.users.id_of(0))
+    text = run("recommend", "--bundle", str(bundle), "--user", user, "--n", "5", "--explain")
+    assert "Because you liked" in text and f"recommendations for {user}" in text
+    titles = [dataset.catalog.title(i) for i in range(len(dataset.catalog))]
+    assert sum(title[:20] in text for title in titles) >= 5
+    item = str(dataset.catalog.items.id_of(0))
+    text = run("recommend", "--bundle", str(bundle), "--history", item, "--diversity", "dpp", "--lambda", "0.5")
+    assert "recommendations for the given history" in text
+    config.write_text('kind = "facet"\n[modle]\nhidden = 16\n')
+    result = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(bundle), "--config", str(config)])
+    assert result.exit_code != 0 and "modle" in result.output

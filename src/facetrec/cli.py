@@ -360,6 +360,83 @@ def similar(
 
 
 @app.command()
+def train(
+    dataset: Annotated[Path, typer.Option(help="A dataset directory (from `data import` or `data synth`).")],
+    out: Annotated[Path, typer.Option(help="Where to write the bundle (scorer, catalogue, histories).")],
+    model: Annotated[str, typer.Option(help="Model kind, e.g. facet, sasrec-text, sasrec, ease.")] = "facet",
+    config: Annotated[
+        Path | None, typer.Option(help="TOML with optional `kind`, a [model] table and a [ranking] table.")
+    ] = None,
+    first_only: Annotated[bool, typer.Option(help="Keep each user's first event per item.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for training.")] = 0,
+) -> None:
+    """Train a model on a whole dataset and save a bundle for `recommend` and `serve`."""
+    from facetrec.config import from_dict, load_toml
+    from facetrec.data.dataset import Dataset
+    from facetrec.ranking import RankConfig
+    from facetrec.recommender import fit_recommender
+
+    settings = load_toml(config) if config is not None else {}
+    unknown = sorted(set(settings) - {"kind", "model", "ranking"})
+    if unknown:
+        raise typer.BadParameter(f"unknown keys {unknown}; use kind, [model] and [ranking]", param_hint="--config")
+    kind = settings.get("kind", model)
+    ranking = from_dict(RankConfig, settings.get("ranking", {}), f"{config} [ranking]")
+    with _stage(f"loading {dataset}"):
+        data = Dataset.load(dataset)
+    console.print(f"training {kind} on {len(data.interactions):,} events")
+    recommender = fit_recommender(data, kind, settings.get("model", {}), ranking, seed, first_only)
+    path = recommender.save(out)
+    console.print(f"wrote bundle {path.parent}")
+
+
+@app.command()
+def recommend(
+    bundle: Annotated[Path, typer.Option(help="A bundle directory from `facetrec train`.")],
+    user: Annotated[str | None, typer.Option(help="A known user id.")] = None,
+    history: Annotated[
+        str | None, typer.Option(help="Comma-separated item ids: a new user's or a session's history.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="How many items.")] = 10,
+    diversity: Annotated[str | None, typer.Option(help="none, mmr, dpp, quotas or calibration.")] = None,
+    lam: Annotated[
+        float | None, typer.Option("--lambda", help="Relevance vs diversity trade-off (1 = relevance only).")
+    ] = None,
+    explain: Annotated[bool, typer.Option(help="Say why each item is recommended.")] = False,
+) -> None:
+    """Print recommendations for a user or a raw history, grouped by the interest that produced them."""
+    import numpy as np
+    from rich.table import Table
+
+    from facetrec.recommender import Recommender
+    from facetrec.types import Query
+
+    if user is None and not history:
+        raise typer.BadParameter("give --user or --history", param_hint="--user")
+    with _stage(f"loading {bundle}"):
+        recommender = Recommender.load(bundle)
+    query = Query(user_id=user, history=tuple(h.strip() for h in (history or "").split(",") if h.strip()), n=n)
+    overrides = {k: v for k, v in {"diversity": diversity, "lam": lam}.items() if v is not None}
+    found = recommender.interests(query)
+    labels = found[1] if found else []
+    listing = recommender.recommend(query, explain=explain, **overrides)
+    table = Table(title=f"recommendations for {user or 'the given history'}")
+    for column in ("interest", "item", "title", "score") + (("why",) if explain else ()):
+        table.add_column(column)
+    interest = listing.fields["interest"]
+    for group in dict.fromkeys(interest.tolist()):
+        name = labels[group] if 0 <= group < len(labels) else "popular"
+        for r in np.flatnonzero(interest == group):
+            title = recommender.catalog.title(int(listing.idx[r]))
+            row = [name, str(listing.ids[r]), title, f"{listing.scores[r]:.3f}"]
+            if explain:
+                row.append(str(listing.fields["explanation"][r]))
+            table.add_row(*row)
+            name = ""
+    console.print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its dataset.")] = Path("demo-output"),
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,

@@ -330,7 +330,7 @@ class FacetScorer(Scorer[FacetConfig]):
         from facetrec.scoring.content_knn import ContentKNNConfig, encode_catalog
 
         settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
-        return encode_catalog(catalog, settings).normalize().vectors
+        return centred(encode_catalog(catalog, settings).normalize().vectors)
 
     # ------------------------------------------------------------------ inference
 
@@ -430,6 +430,21 @@ class FacetScorer(Scorer[FacetConfig]):
             idx.cpu().numpy().astype(np.int32),
             attention.cpu().numpy(),
         )
+
+
+def centred(vectors: np.ndarray) -> np.ndarray:
+    """Unit vectors with the catalogue's mean direction removed (zero rows, i.e. missing, stay zero).
+
+    Sentence-encoder vectors share one large common component, so at first every item looks
+    alike to the adapter and training starts slowly; removing the mean is the usual remedy for
+    this anisotropy.
+    """
+    present = np.abs(vectors).sum(1) > 0
+    if not present.any():
+        return vectors
+    out = np.where(present[:, None], vectors - vectors[present].mean(0), 0.0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0).astype(np.float32)
 
 
 class SASRecTextScorer(FacetScorer):
