@@ -187,3 +187,27 @@ def test_validation_and_checkpoint_resume(synthetic, tmp_path):
     assert len(whole.valid_scores_) == 3 and (whole.valid_scores_ >= 0).all()
     resumed = FacetScorer(**{**params, "epochs": 4}).fit(split.train, syn.dataset.catalog, split.valid)
     np.testing.assert_allclose(resumed.valid_scores_[:3], whole.valid_scores_, rtol=1e-5)
+
+
+def test_preference_is_a_calibrated_probability(synthetic):
+    syn, split = synthetic
+    params = {**TINY, "hidden": 32, "lr": 3e-3, "dropout": 0.2, "epochs": 10}
+    scorer = FacetScorer(**params).fit(split.train, syn.dataset.catalog, split.valid)
+    slope, _ = scorer.calibration_
+    assert slope > 0  # higher score, higher preference
+    targets = split.test.targets
+    rng = np.random.default_rng(0)
+    negatives = rng.integers(0, targets.n_items, len(targets))
+    positive = scorer.preference(split.test.history, targets.user_idx, targets.item_idx)
+    negative = scorer.preference(split.test.history, targets.user_idx, negatives)
+    assert ((positive >= 0) & (positive <= 1)).all() and ((negative >= 0) & (negative <= 1)).all()
+    # Calibrated on half positives, half negatives: the mean over such pairs is near 1/2.
+    assert 0.35 < np.r_[positive, negative].mean() < 0.65
+    assert positive.mean() > negative.mean() + 0.1
+    scores = scorer.score(split.test.history, targets.user_idx[:1])[0]
+    order = np.argsort(scores)
+    prefs = scorer.preference(split.test.history, np.repeat(targets.user_idx[:1], len(order)), order)
+    assert (np.diff(prefs) >= 0).all()  # monotone in the score
+    uncalibrated = FacetScorer(**{**TINY, "epochs": 1}).fit(split.train, syn.dataset.catalog)
+    with pytest.raises(DataError, match="fit with a validation set"):
+        uncalibrated.preference(split.test.history, targets.user_idx[:1], targets.item_idx[:1])

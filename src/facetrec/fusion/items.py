@@ -38,6 +38,8 @@ class ItemTower(nn.Module):
         self.register_buffer("id_known", id_known.bool(), persistent=False)
         self.adapters = nn.ModuleList(MoEAdapter(m.shape[1], hidden, experts, dropout) for m in content)
         self.item = nn.Embedding(n_items, hidden) if use_id else None
+        if self.item is not None:  # small, like the other sequence models' item tables (torch's default is N(0, 1))
+            nn.init.normal_(self.item.weight, std=0.02)
         modalities = len(content) + int(use_id)
         self.fusion = ModalityFusion(modalities, hidden, fusion) if modalities > 1 else None
 

@@ -268,6 +268,7 @@ class FacetScorer(Scorer[FacetConfig]):
     content_: np.ndarray
     id_known_: np.ndarray
     popularity_: np.ndarray
+    calibration_: np.ndarray
     losses_: np.ndarray
     valid_scores_: np.ndarray
     best_epoch_: int | None
@@ -314,7 +315,43 @@ class FacetScorer(Scorer[FacetConfig]):
         self.best_epoch_ = history.best_epoch
         self.fit_seconds_ = history.seconds
         self._net, self._items = (self.weights_, net), None
+        self.calibration_ = self._calibrate(valid) if valid is not None else np.full(2, np.nan, np.float32)
         return self
+
+    def _calibrate(self, valid: EvalSet) -> np.ndarray:
+        """Platt scaling (slope, intercept) of scores on validation pairs: each target against one
+        random item the user has not seen, so a preference of p means "preferred to a random unseen
+        item with probability p"."""
+        from sklearn.linear_model import LogisticRegression
+
+        rng = np.random.default_rng(self.config.seed)
+        targets = valid.targets
+        users, rows = np.unique(targets.user_idx, return_inverse=True)
+        scores = self._score(valid.history, users)
+        seen = valid.history.matrix("ones")[users].tocsr()
+        negatives = rng.integers(0, self.n_items_, len(targets))
+        clash = (np.asarray(seen[rows, negatives]).ravel() > 0) | (negatives == targets.item_idx)
+        keep = ~clash
+        x = np.r_[scores[rows, targets.item_idx], scores[rows[keep], negatives[keep]]][:, None]
+        y = np.r_[np.ones(len(targets)), np.zeros(int(keep.sum()))]
+        model = LogisticRegression(C=1e4).fit(x, y)
+        return np.array([model.coef_[0, 0], model.intercept_[0]], np.float32)
+
+    def preference(self, history: Interactions, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Normalised preference in [0, 1] of user ``users[r]`` for item ``items[r]``: the calibrated
+        probability that they prefer it to a random item they have not seen (see ``_calibrate``)."""
+        self._require_fitted("preference")
+        if np.isnan(self.calibration_).any():
+            raise DataError(f"{type(self).__name__}.preference: fit with a validation set (valid=...) to calibrate")
+        users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+        if users.shape != items.shape or users.ndim != 1:
+            raise DataError(f"preference: users and items must be 1-d of one length, got {users.shape}, {items.shape}")
+        if items.size and (items.min() < 0 or items.max() >= self.n_items_):
+            raise DataError(f"preference: item indices must be in 0..{self.n_items_ - 1}")
+        unique, rows = np.unique(users, return_inverse=True)
+        scores = self.score(history, unique)[rows, items].astype(np.float64)
+        slope, intercept = self.calibration_
+        return (1.0 / (1.0 + np.exp(-(slope * scores + intercept)))).astype(np.float32)
 
     def _content(self, train: Interactions, catalog: ItemCatalog | None) -> np.ndarray:
         """Frozen unit-norm item text vectors [n_items, d], or [n_items, 0] for an ID-only model."""
