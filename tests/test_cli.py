@@ -99,6 +99,8 @@ def test_demo_runs_end_to_end(tmp_path):
     text = run("demo", "--out", str(tmp_path), "--users", "200", "--items", "120")
     assert "split: loo" in text and "planted interests" in text and "done." in text
     assert Dataset.load(tmp_path / "synthetic").interactions.n_users == 200
+    assert "facet" in text and "learned interests" in text and "Because you liked" in text
+    assert (tmp_path / "bundle" / "manifest.json").is_file()
 
 
 def test_script_prints_one_line_errors_not_tracebacks(tmp_path):
