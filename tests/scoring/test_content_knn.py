@@ -76,53 +76,71 @@ def test_needs_a_catalogue_and_valid_config():
 
 
 def _reviewed_shop() -> tuple[Interactions, ItemCatalog]:
+    """Four items with the same title; three reviewed (two about camping, one about a story), one not."""
     items = Vocabulary(["tent", "stove", "novel", "poems"], "item")
-    catalog = ItemCatalog(
-        items,
-        text={
-            "title": np.array(
-                ["Two-person tent", "Camping stove", "A long novel", "Collected poems"],
-                dtype=object,
-            )
-        },
-    )
-    users = Vocabulary(["hiker", "reader"], "user")
+    catalog = ItemCatalog(items, text={"title": np.array(["A product"] * 3 + ["Another product"], dtype=object)})
+    users = Vocabulary(["hiker", "camper", "reader"], "user")
     reviews = np.array(
-        ["Kept us dry on a rainy mountain hike", "Boiled water fast at camp on the hike", "A moving story"],
+        ["Kept us dry on a rainy mountain hike", "Boiled water fast at camp on our mountain hike", "A moving story"],
         dtype=object,
     )
-    train = Interactions([0, 0, 1], [0, 1, 2], [1, 2, 3], users, items, rating=[5.0, 5.0, 4.0], review=reviews)
+    train = Interactions([0, 1, 2], [0, 1, 2], [1, 2, 3], users, items, rating=[5.0, 5.0, 4.0], review=reviews)
     return train, catalog
 
 
-def test_reviews_weight_blends_review_vectors_into_reviewed_items_only():
+_TINY_LSA = pytest.mark.filterwarnings("ignore:LexicalEncoder:UserWarning", "ignore::RuntimeWarning")  # 4 texts
+
+
+@_TINY_LSA
+def test_reviews_tell_apart_items_whose_text_is_the_same():
     train, catalog = _reviewed_shop()
-    plain = ContentKNNScorer(encoder="lexical").fit(train, catalog)
-    mixed = ContentKNNScorer(encoder="lexical", reviews_weight=0.5).fit(train, catalog)
-    np.testing.assert_allclose(np.linalg.norm(mixed.item_vectors_, axis=1), 1.0, rtol=1e-5)
-    # the two camping items share review words ("hike", "camp"), so they move closer together
-    assert mixed.item_vectors_[0] @ mixed.item_vectors_[1] > plain.item_vectors_[0] @ plain.item_vectors_[1]
-    scores = mixed.score(train, np.array([0, 1]))
-    assert scores.shape == (2, 4) and np.isfinite(scores).all()
+    hiker = np.array([0])
+    plain = ContentKNNScorer(encoder="lexical").fit(train, catalog).score(train, hiker)[0]
+    assert plain[1] == pytest.approx(plain[2])  # same title, same score
+    scorer = ContentKNNScorer(encoder="lexical", reviews_weight=0.5).fit(train, catalog)
+    mixed = scorer.score(train, hiker)[0]
+    assert mixed[1] > mixed[2]  # the stove's reviews speak of hiking, like the hiker's tent
+    assert scorer.review_vectors_ is not None and not scorer.review_vectors_[3].any()  # never reviewed
 
 
-def test_blend_keeps_text_where_an_item_has_no_reviews():
-    from facetrec.scoring.content_knn import blend
-    from facetrec.types import ItemEmbeddings
+@_TINY_LSA
+def test_items_without_reviews_are_scored_by_text_alone():
+    from facetrec.scoring.base import history_matrix
+    from facetrec.scoring.content_knn import cosine_scores, standardize
 
-    items = Vocabulary(["a", "b"], "item")
-    text = ItemEmbeddings(np.array([[1.0, 0.0], [0.0, 2.0]]), items, "t")
-    reviews = ItemEmbeddings(np.array([[0.0, 1.0], [0.0, 0.0]]), items, "r", "reviews")
-    mixed = blend(text, reviews, 0.5)
-    np.testing.assert_allclose(mixed.vectors, [[2**-0.5, 2**-0.5], [0.0, 1.0]], rtol=1e-6)
-    np.testing.assert_allclose(blend(text, reviews, 1.0).vectors[0], [0.0, 1.0])
-    assert mixed.modality == "text+reviews" and mixed.normalized
+    train, catalog = _reviewed_shop()
+    scorer = ContentKNNScorer(encoder="lexical", reviews_weight=0.7).fit(train, catalog)
+    users = np.array([0, 1, 2])
+    weights = history_matrix(train, users, "weight")
+    text = standardize(cosine_scores(weights, scorer.item_vectors_)[0])
+    reviewed = np.array([True, True, True, False])
+    reviews = standardize(cosine_scores(weights, scorer.review_vectors_)[0], reviewed)
+    scores = scorer.score(train, users)
+    np.testing.assert_allclose(scores[:, 3], text[:, 3], rtol=1e-5)  # no reviews: text alone
+    mixed = standardize(0.3 * text + 0.7 * reviews, reviewed)[:, :3]
+    within = text[:, :3]
+    expected = within.mean(axis=1, keepdims=True) + np.maximum(within.std(axis=1, keepdims=True), 1e-6) * mixed
+    np.testing.assert_allclose(scores[:, :3], expected, rtol=1e-5, atol=1e-6)
+    # reviewed items keep the mean and spread their text gives them
+    np.testing.assert_allclose(scores[:, :3].mean(axis=1), within.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(scores[:, :3].std(axis=1), np.maximum(within.std(axis=1), 1e-6), atol=1e-5)
+
+
+def test_standardize_uses_the_given_columns():
+    from facetrec.scoring.content_knn import standardize
+
+    scores = np.array([[1.0, 3.0, 100.0], [2.0, 2.0, 2.0]])
+    z = standardize(scores, np.array([True, True, False]))
+    np.testing.assert_allclose(z[0, :2], [-1.0, 1.0])
+    assert np.isfinite(z).all() and not z[1].any()  # a constant row stays finite
 
 
 def test_reviews_weight_needs_reviews_and_a_valid_share():
     train, catalog = _reviewed_shop()
     with pytest.raises(ConfigError, match="reviews_weight"):
         ContentKNNScorer(reviews_weight=1.5)
+    with pytest.raises(ConfigError, match="template"):
+        ContentKNNScorer(template="movies")
     no_text = Interactions(train.user_idx, train.item_idx, train.timestamp, train.users, train.items)
     with pytest.raises(DataError, match="no review text"):
         ContentKNNScorer(encoder="lexical", reviews_weight=0.3).fit(no_text, catalog)

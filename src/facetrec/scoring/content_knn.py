@@ -3,22 +3,33 @@ read through a text encoder; items are scored by cosine similarity to that profi
 
 Because items are represented by their text, an item nobody has interacted with yet scores
 like any other: this is the cold-start baseline ID-only models cannot be (they score it 0).
+
+With ``reviews_weight`` w > 0, review text joins as a second modality (late fusion) that
+re-ranks the items with training reviews among themselves. The review profile is the same
+weighted mean over the review vectors of the user's history items. Per user, with ``T`` the
+text cosines z-scored over all items and ``R`` the review cosines z-scored over reviewed items,
+a reviewed item scores ``mean(T) + std(T) * z((1 - w) T + w R)``, mean, std and z taken over the
+reviewed items; every other item (every cold item) keeps ``T``. So reviews reorder the reviewed
+items, while where those stand against the unreviewed ones, in mean and spread, stays as their
+text puts them. The two simpler mixes fail that (validation numbers in docs/content.md): raw
+cosines, because review cosines run higher, lift reviewed items above nearly all cold ones;
+z-scores alone, because a mix of two z-scores varies less than one, lift unreviewed items above
+reviewed ones whatever their relevance.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 import numpy as np
+import scipy.sparse as sp
 
+from facetrec.content.text import TEMPLATES, item_texts
 from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
 from facetrec.scoring.base import Scorer, history_matrix
 from facetrec.types import Interactions, ItemCatalog, ItemEmbeddings
-
-if TYPE_CHECKING:
-    from facetrec.content.encoders import TextEncoder
 
 _DAY = 86_400.0
 ENCODERS = ("minilm", "minilm-onnx-int8", "lexical")
@@ -29,6 +40,9 @@ class ContentKNNConfig:
     encoder: str = "minilm"
     """"minilm" (bundled all-MiniLM-L6-v2), "minilm-onnx-int8" (its fast CPU path), "lexical"
     (TF-IDF + LSA, no model needed), or a local path to a sentence-transformers model."""
+    template: str = "default"
+    """Which item-text template (content/text.py TEMPLATES) builds item texts: "default", "amazon",
+    "goodbooks", "ml" or "mind"."""
     max_tokens: int = 128
     """Item texts are truncated to this many tokens before encoding (language models only)."""
     store_dir: str | None = None
@@ -39,13 +53,14 @@ class ContentKNNConfig:
     """Recency decay of history events (None: all recent events count alike)."""
     batch_size: int = 64
     reviews_weight: float = 0.0
-    """Share of review text in each item vector, 0 to 1: an item is ``(1 - w) * text + w * reviews``,
-    renormalised, where ``reviews`` pools the item's training reviews (content/reviews.py). Items
-    without reviews (all cold items) keep their text vector. 0: reviews are not read."""
+    """Share of the review similarity in the score, 0 to 1 (module docstring); items are described
+    by the reviews in the training interactions only (content/reviews.py). 0: reviews are not read."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8 or self.history_length < 1 or self.batch_size < 1:
             raise ConfigError("ContentKNNConfig: max_tokens >= 8, history_length >= 1 and batch_size >= 1 required")
+        if self.template not in TEMPLATES:
+            raise ConfigError(f"ContentKNNConfig.template: must be one of {list(TEMPLATES)}, got {self.template!r}")
         if not 0.0 <= self.reviews_weight <= 1.0:
             raise ConfigError(f"ContentKNNConfig.reviews_weight: must be in [0, 1], got {self.reviews_weight!r}")
         if self.half_life_days is not None and not self.half_life_days > 0:
@@ -56,6 +71,8 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
     config_class = ContentKNNConfig
 
     item_vectors_: np.ndarray
+    review_vectors_: np.ndarray | None
+    """Unit review vector per item, all-zero for items without training reviews (None: not used)."""
 
     def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
         if catalog is None:
@@ -65,72 +82,92 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
                 "ContentKNNScorer: reviews_weight > 0 but the training interactions carry no review text; "
                 "set reviews_weight=0 or load a dataset with reviews"
             )
-        vectors = encode_catalog(catalog, self.config, train if self.config.reviews_weight > 0 else None)
-        self.item_vectors_ = vectors.normalize().vectors
+        text, reviews = encode_items(catalog, self.config, train if self.config.reviews_weight > 0 else None)
+        self.item_vectors_ = text.normalize().vectors
+        self.review_vectors_ = None if reviews is None else reviews.vectors
         self.n_items_ = train.n_items
         return self
 
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         recent = recent_events(history, users, self.config.history_length, self.config.half_life_days)
-        profiles = history_matrix(recent, users, "weight") @ self.item_vectors_
-        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
-        profiles = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
-        return profiles @ self.item_vectors_.T
+        weights = history_matrix(recent, users, "weight")
+        scores, _ = cosine_scores(weights, self.item_vectors_)
+        if self.review_vectors_ is None:
+            return scores
+        reviewed = np.abs(self.review_vectors_).sum(axis=1) > 0
+        review_scores, has_profile = cosine_scores(weights, self.review_vectors_)
+        if not reviewed.any() or not has_profile.any():
+            return scores
+        w = self.config.reviews_weight
+        text = standardize(scores)
+        mixed = standardize((1.0 - w) * text + w * standardize(review_scores, reviewed), reviewed)
+        within = text[:, reviewed]  # keep the reviewed items where text puts them, in mean and spread
+        spread = np.maximum(within.std(axis=1, keepdims=True), 1e-6)  # > 0, so reviews order even equal texts
+        mixed = within.mean(axis=1, keepdims=True) + spread * mixed
+        return np.where(has_profile[:, None] & reviewed[None, :], mixed, text)
 
 
-def encode_catalog(
+def cosine_scores(weights: sp.csr_matrix, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(profiles @ vectors.T, which profiles are non-zero): profile u is the unit ``weights[u] @ vectors``."""
+    profiles = np.asarray(weights @ vectors)
+    norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+    profiles = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
+    return profiles @ vectors.T, norms[:, 0] > 0
+
+
+def standardize(scores: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Each row's z-scores, with mean and standard deviation taken over ``columns`` (a mask; default all)."""
+    part = scores if columns is None else scores[:, columns]
+    if part.shape[1] == 0:
+        return np.zeros_like(scores)
+    mean, std = part.mean(axis=1, keepdims=True), part.std(axis=1, keepdims=True)
+    return (scores - mean) / np.maximum(std, 1e-6)
+
+
+def encode_catalog(catalog: ItemCatalog, config: ContentKNNConfig) -> ItemEmbeddings:
+    """Item texts from the catalogue, encoded with the configured encoder (cached when asked)."""
+    return encode_items(catalog, config)[0]
+
+
+def encode_items(
     catalog: ItemCatalog, config: ContentKNNConfig, reviews: Interactions | None = None
-) -> ItemEmbeddings:
-    """Item texts from the catalogue, encoded with the configured encoder (cached when asked).
+) -> tuple[ItemEmbeddings, ItemEmbeddings | None]:
+    """(text, review) item embeddings; review ones only for ``reviews`` (the training interactions).
 
-    With ``reviews`` (the training interactions) and ``config.reviews_weight`` > 0, each item's
-    vector blends in its review embedding (:func:`blend`); only those reviews are read. The
-    lexical encoder is then fitted on item texts and review texts together, so both share one space.
+    A language model encodes both, through one cache; the lexical encoder fits one LSA space on the
+    item texts and another on the training reviews. Items without reviews get all-zero review rows
+    (content/reviews.py).
     """
-    from facetrec.content.text import item_texts
-
-    reviews = reviews if config.reviews_weight > 0 else None
-    store = None
+    template = TEMPLATES[config.template]
     if config.encoder == "lexical":
         from facetrec.content.lexical import LexicalEncoder, LexicalTextEncoder
-        from facetrec.content.reviews import review_texts
+        from facetrec.content.reviews import review_embeddings, review_texts
 
-        texts = item_texts(catalog)
-        corpus = texts + ([t for t in review_texts(reviews) if t] if reviews is not None else [])
-        lexical = LexicalEncoder(svd_dim=max(1, min(128, len(corpus) - 1))).fit(corpus)  # LSA cannot exceed the corpus
-        text = lexical.item_embeddings(texts, catalog.items)
-        encoder: TextEncoder = LexicalTextEncoder(lexical)
-    else:
-        from facetrec.content.encoders import SentenceTransformerEncoder
-        from facetrec.content.store import EmbeddingStore, embed_items
+        def fitted(corpus: list[str]) -> LexicalEncoder:
+            return LexicalEncoder(svd_dim=max(1, min(128, len(corpus) - 1))).fit(corpus)  # LSA cannot exceed it
 
-        onnx = config.encoder == "minilm-onnx-int8"
-        model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
-        encoder = SentenceTransformerEncoder(
-            model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
-        )
-        texts = item_texts(catalog, tokenizer=encoder.model_path, max_tokens=config.max_tokens)
-        store = EmbeddingStore(config.store_dir) if config.store_dir else None
-        text = embed_items(encoder, texts, catalog.items, store, batch_size=config.batch_size)
-    if reviews is None:
-        return text
+        texts = item_texts(catalog, template)
+        text = fitted(texts).item_embeddings(texts, catalog.items)
+        corpus = [t for t in review_texts(reviews) if t] if reviews is not None else []
+        if not corpus:  # no review text at all: nothing to add
+            return text, None
+        encoder = LexicalTextEncoder(fitted(corpus))  # reviews get their own LSA space, fitted on training reviews
+        return text, review_embeddings(reviews, encoder, batch_size=config.batch_size)
+    from facetrec.content.encoders import SentenceTransformerEncoder
     from facetrec.content.reviews import review_embeddings
+    from facetrec.content.store import EmbeddingStore, embed_items
 
-    pooled = review_embeddings(reviews, encoder, store=store, batch_size=config.batch_size)
-    return blend(text, pooled, config.reviews_weight)
-
-
-def blend(text: ItemEmbeddings, reviews: ItemEmbeddings, weight: float) -> ItemEmbeddings:
-    """Unit ``(1 - weight) * text + weight * reviews`` per item; an item with a zero review row keeps its text."""
-    if text.items is not reviews.items and not np.array_equal(text.items.ids, reviews.items.ids):
-        raise DataError("blend: the text and review embeddings cover different items; build both from one dataset")
-    if text.dim != reviews.dim:
-        raise DataError(f"blend: text vectors have {text.dim} dimensions but review vectors {reviews.dim}")
-    unit_text, unit_reviews = text.normalize().vectors, reviews.normalize().vectors
-    has_reviews = np.abs(unit_reviews).sum(axis=1, keepdims=True) > 0
-    mixed = np.where(has_reviews, (1.0 - weight) * unit_text + weight * unit_reviews, unit_text)
-    encoder_id = f"{text.encoder_id}+{weight:g}*{reviews.encoder_id}"
-    return ItemEmbeddings(mixed, text.items, encoder_id, modality="text+reviews").normalize()
+    onnx = config.encoder == "minilm-onnx-int8"
+    model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
+    lm = SentenceTransformerEncoder(
+        model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
+    )
+    texts = item_texts(catalog, template, tokenizer=lm.model_path, max_tokens=config.max_tokens)
+    store = EmbeddingStore(config.store_dir) if config.store_dir else None
+    text = embed_items(lm, texts, catalog.items, store, batch_size=config.batch_size)
+    if reviews is None:
+        return text, None
+    return text, review_embeddings(reviews, lm, store=store, batch_size=config.batch_size)
 
 
 def recent_events(history: Interactions, users: np.ndarray, length: int, half_life_days: float | None) -> Interactions:
