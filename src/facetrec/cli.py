@@ -437,6 +437,63 @@ def recommend(
 
 
 @app.command()
+def serve(
+    bundle: Annotated[Path, typer.Option(help="A bundle directory from `facetrec train` or `facetrec retrain`.")],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    events: Annotated[
+        Path | None, typer.Option(help="SQLite event store (default: events.sqlite beside the bundle directory).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FACETREC_API_KEY", help="Key for POST /events and /admin (default: a random one, printed)."
+        ),
+    ] = None,
+    fold_every: Annotated[int, typer.Option(help="Fold posted events into the histories every N events.")] = 256,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve recommendations, events, interests and a web page over HTTP (docs/serving.md)."""
+    import secrets
+
+    from facetrec.serving.server import run
+
+    if not 1 <= port <= 65535:
+        raise typer.BadParameter("must be between 1 and 65535", param_hint="--port")
+    if fold_every < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--fold-every")
+    if not api_key:
+        api_key = secrets.token_urlsafe(24)
+        console.print(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
+    console.print(f"web page and API: http://{host}:{port}/  (OpenAPI: http://{host}:{port}/docs)")
+    run(bundle, host, port, events, api_key, fold_every, log_level)
+
+
+@app.command()
+def retrain(
+    bundle: Annotated[Path, typer.Option(help="The bundle the service runs.")],
+    events: Annotated[Path, typer.Option(help="The service's SQLite event store.")],
+    out: Annotated[Path, typer.Option(help="Where to write the new bundle.")],
+    epochs: Annotated[int | None, typer.Option(help="Override the model's epochs.")] = None,
+) -> None:
+    """Fold the stored events into a new bundle offline; swap it in with POST /admin/reload."""
+    from facetrec.serving.retrain import retrain as fold_and_fit
+    from facetrec.serving.store import SQLiteEventStore
+
+    if not events.is_file():
+        raise typer.BadParameter(f"{events} does not exist", param_hint="--events")
+    store = SQLiteEventStore(events)
+    try:
+        with _stage(f"retraining {bundle} with the events in {events}"):
+            manifest, n = fold_and_fit(bundle, store, out, epochs)
+    finally:
+        store.close()
+    console.print(f"wrote bundle {manifest.parent} ({n:,} new events folded in)")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its dataset.")] = Path("demo-output"),
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,

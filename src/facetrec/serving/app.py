@@ -1,0 +1,258 @@
+"""The HTTP API: ``create_app(service, api_key)`` -> a FastAPI app (OpenAPI at /docs, /openapi.json).
+
+Endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool; the
+:class:`~facetrec.serving.service.Service` serialises access to the Recommender with its lock.
+Errors never carry a stack trace: facetrec's own errors become 404 (unknown ids) or 422 (bad
+values) with their one-line message; anything else is logged and answered "internal error".
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import model_validator
+from starlette.routing import Match
+
+from facetrec import __version__
+from facetrec.errors import FacetrecError, UnknownIdError
+from facetrec.serving import schemas as s
+from facetrec.serving.metrics import Metrics
+from facetrec.serving.service import Service
+from facetrec.serving.store import EventRecord
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+UserId = Annotated[str, PathParam(min_length=1, max_length=200)]
+K = Annotated[int, Query(ge=1, le=s.MAX_K, description="How many items.")]
+
+
+class EventsBody(s.EventsIn):
+    """One event, or a batch ``{"events": [...]}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_or_batch(cls, data: Any) -> Any:
+        return {"events": [data]} if isinstance(data, dict) and "events" not in data else data
+
+
+def create_app(service: Service, api_key: str | None, metrics: Metrics | None = None) -> FastAPI:
+    """The app over ``service``; write endpoints need ``api_key`` (none: writes are refused)."""
+    app = FastAPI(title="facetrec", version=__version__, summary="Multi-interest recommendations over HTTP.")
+    metrics = metrics or Metrics()
+    metrics.gauges["facetrec_pending_events"] = ("Acknowledged events not yet folded into histories.",
+                                                 lambda: service.pending)  # fmt: skip
+    app.state.service, app.state.metrics = service, metrics
+    app.add_middleware(Guard, metrics=metrics, max_body=s.MAX_BODY_BYTES, routes=app.router.routes)
+    _errors(app)
+
+    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if api_key is None:
+            raise HTTPException(403, "writes are disabled: start the server with --api-key or FACETREC_API_KEY")
+        if x_api_key is None:
+            raise HTTPException(401, "missing X-API-Key header")
+        if not hmac.compare_digest(x_api_key.encode(), api_key.encode()):
+            raise HTTPException(403, "wrong API key")
+
+    @app.post("/events", response_model=s.EventsOut, dependencies=[Depends(require_key)], tags=["events"])
+    def post_events(body: EventsBody) -> s.EventsOut:
+        """Store events durably (committed before the response), then use them from the next request."""
+        now = int(time.time())
+        records = [EventRecord(e.user, e.item, e.timestamp if e.timestamp is not None else now, e.event,
+                               e.rating, e.review) for e in body.events]  # fmt: skip
+        last = service.add(records)
+        return s.EventsOut(stored=len(records), last_id=last)
+
+    @app.get("/users", response_model=s.UsersOut, tags=["users"])
+    def users(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> s.UsersOut:
+        """Some user ids, to pick from."""
+        return s.UsersOut(users=service.users(limit))
+
+    @app.get("/users/{user_id}/recommendations", response_model=s.RecommendationsOut, tags=["recommendations"])
+    def user_recommendations(
+        user_id: UserId,
+        k: K = 10,
+        diversity: Annotated[s.Diversity | None, Query()] = None,
+        lam: Annotated[float | None, Query(alias="lambda", ge=0.0, le=1.0)] = None,
+        explain: bool = False,
+    ) -> s.RecommendationsOut:
+        """Top-k for a known user (or one who only has events posted to this service)."""
+        answer = service.recommend_user(user_id, k, explain, **_ranking(diversity, lam))
+        return s.RecommendationsOut(user=user_id, items=answer.rows, interests=answer.labels, matched=[])
+
+    @app.post("/recommendations", response_model=s.RecommendationsOut, tags=["recommendations"])
+    def session_recommendations(body: s.RecommendationsIn) -> s.RecommendationsOut:
+        """Top-k for an anonymous session: a list of item ids, or free text placed among the items."""
+        ranking = _ranking(body.diversity, body.lam)
+        if body.items is not None:
+            answer = service.recommend_session(body.items, body.k, body.explain, **ranking)
+        else:
+            answer = service.recommend_text(body.text or "", body.k, body.explain, **ranking)
+        return s.RecommendationsOut(user=None, items=answer.rows, interests=answer.labels, matched=answer.seeds)
+
+    @app.get("/users/{user_id}/interests", response_model=s.InterestsOut, tags=["users"])
+    def user_interests(user_id: UserId, examples: Annotated[int, Query(ge=1, le=20)] = 3) -> s.InterestsOut:
+        """The user's K interests: label, weight and the history items each attends to most."""
+        found = service.interests(user_id)
+        if found is None:
+            return s.InterestsOut(user=user_id, interests=[])
+        state, labels = found
+        items = service.recommender.items
+        out = []
+        for j, label in enumerate(labels):
+            top = np.argsort(-state.attention[j], kind="stable")[:examples]
+            out.append(s.Interest(label=label, weight=float(state.weights[j]), examples=[
+                s.Example(item=str(items.id_of(int(state.history_idx[p]))),
+                          title=service.recommender.catalog.title(int(state.history_idx[p])),
+                          attention=float(state.attention[j, p])) for p in top]))  # fmt: skip
+        return s.InterestsOut(user=user_id, interests=out)
+
+    @app.get("/users/{user_id}/history", response_model=s.HistoryOut, tags=["users"])
+    def user_history(user_id: UserId, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> s.HistoryOut:
+        """The user's newest events, oldest first (including those posted here)."""
+        return s.HistoryOut(user=user_id, events=service.history(user_id, limit))
+
+    @app.get("/items/{item_id}/similar", response_model=s.SimilarOut, tags=["items"])
+    def similar_items(item_id: Annotated[str, PathParam(min_length=1, max_length=200)], k: K = 10) -> s.SimilarOut:
+        """Items nearest to ``item_id`` by the model's item vectors."""
+        title, rows = service.similar(item_id, k)
+        return s.SimilarOut(item=item_id, title=title, similar=rows)
+
+    @app.post("/admin/reload", response_model=s.ReloadOut, dependencies=[Depends(require_key)], tags=["admin"])
+    def reload(body: s.ReloadIn | None = None) -> s.ReloadOut:
+        """Load a bundle (with the stored events) and swap it in; requests are served throughout."""
+        path = service.reload(body.bundle if body else None)
+        counts = service.counts()
+        return s.ReloadOut(bundle=str(path), users=counts["users"], events=counts["events"])
+
+    @app.get("/healthz", response_model=s.Health, tags=["admin"])
+    def healthz() -> s.Health:
+        counts = service.counts()
+        return s.Health(status="ok", items=counts["items"], users=counts["users"], pending_events=service.pending)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["admin"])
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _ranking(diversity: str | None, lam: float | None) -> dict[str, Any]:
+    return {k: v for k, v in {"diversity": diversity, "lam": lam}.items() if v is not None}
+
+
+def _errors(app: FastAPI) -> None:
+    """Errors as ``{"detail": "one line"}`` (validation errors add ``errors``: field + message)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(FacetrecError)
+    async def rejected(request: Request, exc: FacetrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
+
+
+class Guard:
+    """ASGI middleware: refuses bodies over ``max_body`` bytes (413) and records each request's
+    route, status and latency (cheaper than Starlette's BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any, metrics: Metrics, max_body: int, routes: list) -> None:
+        self.app, self.metrics, self.max_body, self.routes = app, metrics, max_body, routes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status, original = time.perf_counter(), [500], dict(scope)  # routing mutates the scope
+        length = dict(scope.get("headers", ())).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _too_large(send, self.max_body)
+            self._observe(scope, 413, start)
+            return
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            receive = await _buffered(receive, self.max_body)  # chunked: read it all, within the limit
+            if receive is None:
+                await _too_large(send, self.max_body)
+                self._observe(scope, 413, start)
+                return
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self._observe({**original, "route": scope.get("route")}, status[0], start)
+
+    def _observe(self, scope: dict, status: int, start: float) -> None:
+        self.metrics.observe(scope["method"], self._template(scope), status, time.perf_counter() - start)
+
+    def _template(self, scope: dict) -> str:
+        """The matched route's path template (FastAPI's routes leave it in the scope; others are matched)."""
+        route = scope.get("route")
+        if route is not None:
+            return route.path
+        for candidate in self.routes:
+            if candidate.matches(scope)[0] == Match.FULL:
+                return candidate.path
+        return "unmatched"
+
+
+async def _buffered(receive: Any, limit: int) -> Any:
+    """A receive() replaying the whole body in one message, or None when it exceeds ``limit``."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
+        more = message.get("more_body", False)
+    replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replayed() -> dict:
+        return replay.pop() if replay else await receive()
+
+    return replayed
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = f'{{"detail": "request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})  # fmt: skip

@@ -1,0 +1,370 @@
+"""The service's state: one Recommender, the event store, and the acknowledged events not yet
+folded into the Recommender's histories, behind one lock (the Recommender is not thread-safe).
+
+Writes are durable first (the store commits) and visible next: a stored event joins its user's
+*pending* list at once, and the next request for that user passes the pending item ids as
+``Query.history``, so recommendations change immediately. Folding events into the histories
+rebuilds and re-sorts every event array (tens of ms on a large history), so it happens in the
+background every ``fold_every`` events, off the lock, and the result is swapped in. Until then
+a pending event counts as a click one second after the user's previous event; once folded, with
+its own type and time.
+
+Encoding a user's history into interest vectors is most of a request's cost (a transformer
+pass), so each user's state is cached (LRU) until their next event; a cached request is
+retrieval and re-ranking only.
+
+Bundles: ``serving.json`` beside a bundle written by ``facetrec retrain`` records which store and
+up to which event id the bundle already holds, so a restart folds only the newer events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facetrec.errors import DataError, UnknownIdError
+from facetrec.recommender import Recommender
+from facetrec.serving.freetext import TextPlacer
+from facetrec.serving.store import EventRecord, EventStore
+from facetrec.types import Event, Interactions, ItemList, Query, UserState
+
+log = logging.getLogger(__name__)
+
+WATERMARK = "serving.json"
+TEXT_SEED_ITEMS = 5
+"""Items nearest to a free-text statement that form its session history."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A ranked list as plain rows (item, title, score, interest, label, explanation, because)."""
+
+    rows: list[dict[str, Any]]
+    labels: list[str]
+    """Interest labels (index = a row's "interest"); empty when not asked or none."""
+    seeds: list[str]
+    """For free text: the item ids it was matched to."""
+
+
+def read_watermark(bundle: str | Path, store: EventStore) -> int:
+    """Id of the last event of ``store`` already inside ``bundle`` (0: none)."""
+    path = Path(bundle) / WATERMARK
+    if not path.is_file():
+        return 0
+    mark = json.loads(path.read_text())
+    if mark.get("events") != store.location:
+        log.warning("%s was built from %s, not %s: folding every stored event", path, mark.get("events"),
+                    store.location)  # fmt: skip
+        return 0
+    return int(mark.get("last_event_id", 0))
+
+
+def write_watermark(bundle: str | Path, store: EventStore, last_event_id: int) -> Path:
+    path = Path(bundle) / WATERMARK
+    path.write_text(json.dumps({"events": store.location, "last_event_id": int(last_event_id)}, indent=2) + "\n")
+    return path
+
+
+def fold_events(history: Interactions, events: Sequence[EventRecord]) -> Interactions:
+    """``history`` plus ``events`` (with their types, ratings and reviews), sorted; events on items
+    outside the catalogue (possible after swapping bundles) are skipped with a warning."""
+    if not events:
+        return history
+    item_idx = history.items.lookup([e.item_id for e in events])
+    known = item_idx >= 0
+    if not known.all():
+        log.warning("skipped %d stored events on items not in this bundle's catalogue (first: %r)",
+                    int((~known).sum()), events[int(np.flatnonzero(~known)[0])].item_id)  # fmt: skip
+        events = [e for e, ok in zip(events, known, strict=True) if ok]
+        item_idx = item_idx[known]
+    users = history.users.extend([e.user_id for e in events])
+    names = Event.names()
+    review = None
+    if history.review is not None or any(e.review for e in events):
+        old = history.review if history.review is not None else np.full(len(history), None, object)
+        review = np.r_[old, np.array([e.review for e in events], object)]
+    return Interactions(
+        np.r_[history.user_idx, users.lookup([e.user_id for e in events])],
+        np.r_[history.item_idx, item_idx],
+        np.r_[history.timestamp, np.array([e.timestamp for e in events], np.int64)],
+        users,
+        history.items,
+        np.r_[history.event, np.array([names.index(e.event) for e in events], np.int8)],
+        np.r_[history.rating, np.array([np.nan if e.rating is None else e.rating for e in events], np.float32)],
+        np.r_[history.weight, np.ones(len(events), np.float32)],
+        review,
+    ).sorted()
+
+
+class Service:
+    """Thread-safe answers from a Recommender kept current with an event store (module docstring)."""
+
+    def __init__(self, recommender: Recommender, store: EventStore, folded_upto: int = 0,
+                 bundle: Path | None = None, fold_every: int = 256, cache_users: int = 50_000) -> None:  # fmt: skip
+        self.store, self.bundle, self.fold_every = store, bundle, fold_every
+        self._rec = recommender
+        self._folded_upto = folded_upto
+        self._pending: dict[str, list[EventRecord]] = {}
+        self._n_pending = 0
+        self._lock = threading.Lock()  # guards the Recommender and the pending events
+        self._write_lock = threading.Lock()  # one writer: pending lists stay in store-id order
+        self._fold_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._states: OrderedDict[str, tuple[UserState, np.ndarray]] = OrderedDict()  # LRU
+        self.cache_users = cache_users
+        self._text: tuple[Recommender, TextPlacer] | None = None
+        self._text_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, bundle: str | Path, store: EventStore, fold_every: int = 256) -> Service:
+        """Load ``bundle`` and fold in the stored events it does not hold yet (a restart's rebuild)."""
+        recommender, upto = _load(Path(bundle), store)
+        return cls(recommender, store, upto, Path(bundle), fold_every)
+
+    @property
+    def recommender(self) -> Recommender:
+        return self._rec
+
+    @property
+    def pending(self) -> int:
+        return self._n_pending
+
+    # ------------------------------------------------------------------ writes
+
+    def validate(self, events: Sequence[EventRecord]) -> None:
+        """Raise UnknownIdError / DataError naming the first bad event, before anything is stored."""
+        idx = self._rec.items.lookup([e.item_id for e in events])
+        if (idx < 0).any():
+            bad = int(np.flatnonzero(idx < 0)[0])
+            raise UnknownIdError(f"events[{bad}].item: unknown item id {events[bad].item_id!r}")
+        for i, e in enumerate(events):
+            if e.event not in Event.names():
+                raise DataError(f"events[{i}].event: unknown event type {e.event!r}; one of {Event.names()}")
+
+    def add(self, events: Sequence[EventRecord]) -> int:
+        """Validate, store durably, then make visible; returns the last stored id."""
+        self.validate(events)
+        with self._write_lock:
+            last = self.store.append(events)
+            first = last - len(events) + 1
+            with self._lock:
+                for offset, e in enumerate(events):
+                    stored = EventRecord(e.user_id, e.item_id, e.timestamp, e.event, e.rating, e.review, first + offset)
+                    self._pending.setdefault(e.user_id, []).append(stored)
+                    self._states.pop(e.user_id, None)
+                self._n_pending += len(events)
+                due = self._n_pending >= self.fold_every
+        if due and not self._fold_lock.locked():
+            threading.Thread(target=self.fold, name="facetrec-fold", daemon=True).start()
+        return last
+
+    def fold(self) -> int:
+        """Fold the pending events into the Recommender's histories; returns how many."""
+        if not self._fold_lock.acquire(blocking=False):
+            return 0
+        try:
+            with self._lock:
+                rec, history = self._rec, self._rec.history
+                batch = sorted((e for events in self._pending.values() for e in events), key=lambda e: e.id)
+            if not batch:
+                return 0
+            folded = fold_events(history, batch)
+            upto = batch[-1].id
+            with self._lock:
+                if self._rec is not rec or rec.history is not history:
+                    return 0  # a reload swapped the recommender meanwhile; it holds these events
+                rec.history = folded
+                self._drop_pending(upto)
+                for user in {e.user_id for e in batch}:
+                    self._states.pop(user, None)  # now from the events' own types and times
+            return len(batch)
+        finally:
+            self._fold_lock.release()
+
+    def reload(self, bundle: str | Path | None = None) -> Path:
+        """Load ``bundle`` (default: the current one) with the stored events, then swap it in;
+        requests keep being answered by the old Recommender until the swap."""
+        path = Path(bundle) if bundle is not None else self.bundle
+        if path is None:
+            raise DataError("reload: this service was not started from a bundle directory; name one")
+        with self._reload_lock:
+            with self._write_lock:
+                upto = self.store.last_id()
+            recommender, _ = _load(path, self.store, upto)
+            with self._lock:
+                self._rec, self.bundle = recommender, path
+                self._drop_pending(upto)
+                self._states.clear()
+        return path
+
+    def _drop_pending(self, upto: int) -> None:
+        """Forget pending events with id <= ``upto`` (now in the histories); call under the lock."""
+        for user in list(self._pending):
+            kept = [e for e in self._pending[user] if e.id > upto]
+            if kept:
+                self._pending[user] = kept
+            else:
+                del self._pending[user]
+        self._n_pending = sum(len(v) for v in self._pending.values())
+        self._folded_upto = max(self._folded_upto, upto)
+
+    # ------------------------------------------------------------------ reads
+
+    def recommend_user(self, user_id: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
+        """Recommender.recommend's user-state path, from the cached state when there is one."""
+        with self._lock:
+            state = self._state(user_id)
+            if state is None:  # no user states (single-vector scorers): the Recommender's own path
+                return self._answer(self._user_query(user_id, n), explain, ranking)
+            user, seen = state
+            n = min(n, len(self._rec.catalog) - len(seen))
+            if n < 1:
+                raise DataError(f"no items left to recommend: the user has seen all {len(self._rec.catalog)}")
+            ranker = self._rec.ranker(**ranking)
+            items = ranker.rank(user, n, exclude_idx=seen, explain=explain)
+            labels = ranker.label_interests(user) if explain else []
+            return Answer(self._rows(items, labels), labels, [])
+
+    def recommend_session(self, history: Sequence[str], n: int, explain: bool = False, **ranking: Any) -> Answer:
+        with self._lock:
+            return self._answer(Query(history=tuple(history), n=n), explain, ranking)
+
+    def recommend_text(self, text: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
+        placer, rec = self._placer()
+        idx, _ = placer.nearest(text, TEXT_SEED_ITEMS)
+        if not len(idx):
+            raise DataError("text: no word of it is known to the catalogue's text encoder; try other words")
+        seeds = [str(s) for s in rec.items.id_of(idx)]
+        with self._lock:
+            answer = self._answer(Query(history=tuple(seeds), n=n), explain, ranking)
+        return Answer(answer.rows, answer.labels, seeds)
+
+    def interests(self, user_id: str) -> tuple[Any, list[str]] | None:
+        """(UserState, labels) or None when the scorer keeps no user states."""
+        with self._lock:
+            state = self._state(user_id)
+            return None if state is None else (state[0], self._rec.ranker().label_interests(state[0]))
+
+    def history(self, user_id: str, limit: int) -> list[dict[str, Any]]:
+        """The user's newest ``limit`` events, oldest first, pending ones included."""
+        with self._lock:
+            rec, pending = self._rec, list(self._pending.get(user_id, ()))
+            if user_id not in rec.history.users and not pending:
+                raise UnknownIdError(f"unknown user id {user_id!r}")
+            rows = []
+            if user_id in rec.history.users:
+                h = rec.history
+                offsets = h.user_offsets()
+                u = h.users.index(user_id)
+                for r in range(max(offsets[u], offsets[u + 1] - limit), offsets[u + 1]):
+                    i = int(h.item_idx[r])
+                    rows.append(_event_row(rec, i, int(h.timestamp[r]), Event(int(h.event[r])).name.lower(),
+                                           h.rating[r]))  # fmt: skip
+            for e in pending:
+                rows.append(_event_row(rec, rec.items.index(e.item_id), e.timestamp, e.event, e.rating))
+        return rows[-limit:]
+
+    def similar(self, item_id: str, n: int) -> tuple[str, list[dict[str, Any]]]:
+        """(the item's title, rows of its nearest items)."""
+        with self._lock:
+            title = self._rec.catalog.title(self._rec.items.index(item_id))
+            return title, self._rows(self._rec.similar(item_id, n), [])
+
+    def users(self, limit: int) -> list[str]:
+        """Up to ``limit`` user ids: known users first, then users seen only through posted events."""
+        with self._lock:
+            known = self._rec.history.users
+            out = [str(u) for u in known.ids[:limit]]
+            out += [u for u in self._pending if u not in known][: limit - len(out)]
+        return out
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rec = self._rec
+            return {
+                "items": len(rec.catalog),
+                "users": rec.history.n_users + sum(u not in rec.history.users for u in self._pending),
+                "events": len(rec.history) + self._n_pending,
+            }
+
+    # ------------------------------------------------------------------ internals
+
+    def _state(self, user_id: str) -> tuple[UserState, np.ndarray] | None:
+        """(the user's interest state, every item they have seen), cached until their next event;
+        None when the scorer has no user states. Call under the lock."""
+        if user_id in self._states:
+            self._states.move_to_end(user_id)
+            return self._states[user_id]
+        query = self._user_query(user_id, 1)
+        history = self._rec.user_history(query)
+        if not len(history) or not hasattr(self._rec.scorer, "encode_users"):
+            return None
+        entry = (self._rec.scorer.encode_users(history, np.array([0]))[0], np.unique(history.item_idx))
+        self._states[user_id] = entry
+        if len(self._states) > self.cache_users:
+            self._states.popitem(last=False)
+        return entry
+
+    def _user_query(self, user_id: str, n: int) -> Query:
+        pending = self._pending.get(user_id, ())
+        if user_id not in self._rec.history.users and not pending:
+            raise UnknownIdError(f"unknown user id {user_id!r}")
+        return Query(user_id=user_id, history=tuple(e.item_id for e in pending), n=n)
+
+    def _answer(self, query: Query, explain: bool, ranking: dict[str, Any]) -> Answer:
+        items = self._rec.recommend(query, explain=explain, **ranking)
+        labels: list[str] = []
+        if explain and len(query.history) + (query.user_id is not None) > 0:
+            found = self._rec.interests(query)
+            labels = found[1] if found else []
+        return Answer(self._rows(items, labels), labels, [])
+
+    def _rows(self, items: ItemList, labels: list[str]) -> list[dict[str, Any]]:
+        rec, fields = self._rec, items.fields
+        interest = fields.get("interest", np.full(len(items), -1))
+        rows = []
+        for r, idx in enumerate(items.idx):
+            j = int(interest[r])
+            row = {"item": str(items.ids[r]), "title": rec.catalog.title(int(idx)), "score": float(items.scores[r]),
+                   "interest": j, "label": labels[j] if 0 <= j < len(labels) else None}  # fmt: skip
+            if "explanation" in fields:
+                row["explanation"] = str(fields["explanation"][r])
+                row["because"] = [str(rec.items.id_of(int(b))) for b in fields.get("because", [()] * len(items))[r]]
+            rows.append(row)
+        return rows
+
+    def _placer(self) -> tuple[TextPlacer, Recommender]:
+        """The free-text placer of the current Recommender, built once per bundle (slow: it
+        re-encodes the catalogue), outside the main lock."""
+        rec = self._rec
+        with self._text_lock:
+            if self._text is None or self._text[0] is not rec:
+                self._text = (rec, TextPlacer.for_scorer(rec.scorer, rec.catalog))
+            return self._text[1], rec
+
+
+def _event_row(rec: Recommender, idx: int, timestamp: int, event: str, rating: Any) -> dict[str, Any]:
+    rating = None if rating is None or not np.isfinite(rating) else float(rating)
+    item_id = str(rec.items.id_of(idx))
+    return {"item": item_id, "title": rec.catalog.title(idx), "event": event, "timestamp": timestamp, "rating": rating}
+
+
+def _load(bundle: Path, store: EventStore, upto: int | None = None) -> tuple[Recommender, int]:
+    """The bundle's Recommender with the stored events it lacks folded in (up to id ``upto``),
+    its ranker fitted; and the id of the last event folded."""
+    recommender = Recommender.load(bundle)
+    after = read_watermark(bundle, store)
+    events = [e for e in store.since(after) if upto is None or e.id <= upto]
+    recommender.history = fold_events(recommender.history, events)
+    recommender.ranker()  # fit the index now, not on the first request
+    last = events[-1].id if events else after
+    log.info("loaded %s: %d stored events folded in (ids %d..%d)", bundle, len(events), after + 1, last)
+    return recommender, max(last, upto or 0)
