@@ -166,3 +166,15 @@ def test_save_and_load_reproduce_the_encoder(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.encode(queries).toarray(), encoder.encode(queries).toarray())
     np.testing.assert_array_equal(loaded.encode_dense(queries), encoder.encode_dense(queries))
     assert loaded.encoder_id() == encoder.encoder_id()
+
+
+def test_lexical_text_encoder_follows_the_text_encoder_contract() -> None:
+    from facetrec.content.lexical import LexicalTextEncoder
+    from facetrec.errors import NotFittedError
+
+    lexical = LexicalEncoder(svd_dim=3).fit(TOPICS)
+    encoder = LexicalTextEncoder(lexical, dim=2)
+    assert encoder.dim == 2 and encoder.encoder_id == lexical.encoder_id(2)
+    np.testing.assert_allclose(encoder.encode(TOPICS, batch_size=4), lexical.encode_dense(TOPICS, 2), atol=1e-6)
+    with pytest.raises(NotFittedError):
+        LexicalTextEncoder(LexicalEncoder())
