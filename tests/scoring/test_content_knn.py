@@ -144,3 +144,13 @@ def test_reviews_weight_needs_reviews_and_a_valid_share():
     no_text = Interactions(train.user_idx, train.item_idx, train.timestamp, train.users, train.items)
     with pytest.raises(DataError, match="no review text"):
         ContentKNNScorer(encoder="lexical", reviews_weight=0.3).fit(no_text, catalog)
+
+
+@_TINY_LSA
+def test_review_vectors_survive_save_and_load(tmp_path):
+    train, catalog = _reviewed_shop()
+    scorer = ContentKNNScorer(encoder="lexical", reviews_weight=0.5).fit(train, catalog)
+    scorer.save(tmp_path / "model")
+    loaded = ContentKNNScorer.load(tmp_path / "model")
+    users = np.array([0, 1, 2])
+    np.testing.assert_allclose(loaded.score(train, users), scorer.score(train, users))
