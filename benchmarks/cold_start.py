@@ -176,6 +176,9 @@ def main() -> None:
                     "fit_s": round(fit_seconds, 2),
                 }
                 rows.append({"dataset": name, "model": label, "metrics": metrics})
+    if not rows:
+        console.print("no dataset was available: nothing written")
+        return
     console.print(table)
     console.print(f"wrote {write_results('cold_start', rows)}")
 
