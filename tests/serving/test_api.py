@@ -32,8 +32,16 @@ def test_health_openapi_page_and_metrics(server, data):
     health = server.client.get("/healthz").json()
     assert health["status"] == "ok" and health["items"] == len(data.catalog)
     paths = server.client.get("/openapi.json").json()["paths"]
-    for path in ("/events", "/recommendations", "/users/{user_id}/recommendations", "/users/{user_id}/interests",
-                 "/items/{item_id}/similar", "/admin/reload", "/healthz", "/metrics"):  # fmt: skip
+    for path in (
+        "/events",
+        "/recommendations",
+        "/users/{user_id}/recommendations",
+        "/users/{user_id}/interests",
+        "/items/{item_id}/similar",
+        "/admin/reload",
+        "/healthz",
+        "/metrics",
+    ):
         assert path in paths
     page = server.client.get("/")
     assert page.status_code == 200 and "<title>facetrec</title>" in page.text
@@ -62,8 +70,11 @@ def test_user_recommendations_with_explanations_and_diversity(server, data):
 def test_posted_events_change_the_next_recommendations(server, data):
     u = user(data, 5)
     before = ids(server.client.get(f"/users/{u}/recommendations", params={"k": 10}))
-    batch = {"events": [{"user": u, "item": i, "event": "click", "timestamp": 2_000_000_000 + n}
-                        for n, i in enumerate(before[:3])]}  # fmt: skip
+    batch = {
+        "events": [
+            {"user": u, "item": i, "event": "click", "timestamp": 2_000_000_000 + n} for n, i in enumerate(before[:3])
+        ]
+    }
     stored = server.client.post("/events", json=batch, headers=AUTH)
     assert stored.status_code == 200 and stored.json()["stored"] == 3
     one = server.client.post("/events", json={"user": u, "item": before[3], "event": "purchase"}, headers=AUTH)

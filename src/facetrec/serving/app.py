@@ -49,8 +49,10 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
     """The app over ``service``; write endpoints need ``api_key`` (none: writes are refused)."""
     app = FastAPI(title="facetrec", version=__version__, summary="Multi-interest recommendations over HTTP.")
     metrics = metrics or Metrics()
-    metrics.gauges["facetrec_pending_events"] = ("Acknowledged events not yet folded into histories.",
-                                                 lambda: service.pending)  # fmt: skip
+    metrics.gauges["facetrec_pending_events"] = (
+        "Acknowledged events not yet folded into histories.",
+        lambda: service.pending,
+    )
     app.state.service, app.state.metrics = service, metrics
     app.add_middleware(Guard, metrics=metrics, max_body=s.MAX_BODY_BYTES, routes=app.router.routes)
     _errors(app)
@@ -67,8 +69,10 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
     def post_events(body: EventsBody) -> s.EventsOut:
         """Store events durably (committed before the response), then use them from the next request."""
         now = int(time.time())
-        records = [EventRecord(e.user, e.item, e.timestamp if e.timestamp is not None else now, e.event,
-                               e.rating, e.review) for e in body.events]  # fmt: skip
+        records = [
+            EventRecord(e.user, e.item, e.timestamp if e.timestamp is not None else now, e.event, e.rating, e.review)
+            for e in body.events
+        ]
         last = service.add(records)
         return s.EventsOut(stored=len(records), last_id=last)
 
@@ -110,10 +114,20 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         out = []
         for j, label in enumerate(labels):
             top = np.argsort(-state.attention[j], kind="stable")[:examples]
-            out.append(s.Interest(label=label, weight=float(state.weights[j]), examples=[
-                s.Example(item=str(items.id_of(int(state.history_idx[p]))),
-                          title=service.recommender.catalog.title(int(state.history_idx[p])),
-                          attention=float(state.attention[j, p])) for p in top]))  # fmt: skip
+            out.append(
+                s.Interest(
+                    label=label,
+                    weight=float(state.weights[j]),
+                    examples=[
+                        s.Example(
+                            item=str(items.id_of(int(state.history_idx[p]))),
+                            title=service.recommender.catalog.title(int(state.history_idx[p])),
+                            attention=float(state.attention[j, p]),
+                        )
+                        for p in top
+                    ],
+                )
+            )
         return s.InterestsOut(user=user_id, interests=out)
 
     @app.get("/users/{user_id}/history", response_model=s.HistoryOut, tags=["users"])
@@ -255,4 +269,4 @@ async def _too_large(send: Any, limit: int) -> None:
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

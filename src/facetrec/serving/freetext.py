@@ -101,6 +101,7 @@ def _language_model(catalog: ItemCatalog, config: Any) -> tuple[np.ndarray, Any]
     settings = ContentKNNConfig(encoder=config.encoder, max_tokens=config.max_tokens, store_dir=config.store_dir)
     onnx = config.encoder == "minilm-onnx-int8"
     model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
-    lm = SentenceTransformerEncoder(model, backend="onnx" if onnx else "torch", quantize=onnx,
-                                    max_length=config.max_tokens)  # fmt: skip
+    lm = SentenceTransformerEncoder(
+        model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
+    )
     return encode_catalog(catalog, settings).vectors, lm.encode

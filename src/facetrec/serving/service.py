@@ -61,8 +61,9 @@ def read_watermark(bundle: str | Path, store: EventStore) -> int:
         return 0
     mark = json.loads(path.read_text())
     if mark.get("events") != store.location:
-        log.warning("%s was built from %s, not %s: folding every stored event", path, mark.get("events"),
-                    store.location)  # fmt: skip
+        log.warning(
+            "%s was built from %s, not %s: folding every stored event", path, mark.get("events"), store.location
+        )
         return 0
     return int(mark.get("last_event_id", 0))
 
@@ -81,8 +82,11 @@ def fold_events(history: Interactions, events: Sequence[EventRecord]) -> Interac
     item_idx = history.items.lookup([e.item_id for e in events])
     known = item_idx >= 0
     if not known.all():
-        log.warning("skipped %d stored events on items not in this bundle's catalogue (first: %r)",
-                    int((~known).sum()), events[int(np.flatnonzero(~known)[0])].item_id)  # fmt: skip
+        log.warning(
+            "skipped %d stored events on items not in this bundle's catalogue (first: %r)",
+            int((~known).sum()),
+            events[int(np.flatnonzero(~known)[0])].item_id,
+        )
         events = [e for e, ok in zip(events, known, strict=True) if ok]
         item_idx = item_idx[known]
     users = history.users.extend([e.user_id for e in events])
@@ -107,8 +111,15 @@ def fold_events(history: Interactions, events: Sequence[EventRecord]) -> Interac
 class Service:
     """Thread-safe answers from a Recommender kept current with an event store (module docstring)."""
 
-    def __init__(self, recommender: Recommender, store: EventStore, folded_upto: int = 0,
-                 bundle: Path | None = None, fold_every: int = 256, cache_users: int = 50_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        recommender: Recommender,
+        store: EventStore,
+        folded_upto: int = 0,
+        bundle: Path | None = None,
+        fold_every: int = 256,
+        cache_users: int = 50_000,
+    ) -> None:
         self.store, self.bundle, self.fold_every = store, bundle, fold_every
         self._rec = recommender
         self._folded_upto = folded_upto
@@ -266,8 +277,9 @@ class Service:
                 u = h.users.index(user_id)
                 for r in range(max(offsets[u], offsets[u + 1] - limit), offsets[u + 1]):
                     i = int(h.item_idx[r])
-                    rows.append(_event_row(rec, i, int(h.timestamp[r]), Event(int(h.event[r])).name.lower(),
-                                           h.rating[r]))  # fmt: skip
+                    rows.append(
+                        _event_row(rec, i, int(h.timestamp[r]), Event(int(h.event[r])).name.lower(), h.rating[r])
+                    )
             for e in pending:
                 rows.append(_event_row(rec, rec.items.index(e.item_id), e.timestamp, e.event, e.rating))
         return rows[-limit:]
@@ -333,8 +345,13 @@ class Service:
         rows = []
         for r, idx in enumerate(items.idx):
             j = int(interest[r])
-            row = {"item": str(items.ids[r]), "title": rec.catalog.title(int(idx)), "score": float(items.scores[r]),
-                   "interest": j, "label": labels[j] if 0 <= j < len(labels) else None}  # fmt: skip
+            row = {
+                "item": str(items.ids[r]),
+                "title": rec.catalog.title(int(idx)),
+                "score": float(items.scores[r]),
+                "interest": j,
+                "label": labels[j] if 0 <= j < len(labels) else None,
+            }
             if "explanation" in fields:
                 row["explanation"] = str(fields["explanation"][r])
                 row["because"] = [str(rec.items.id_of(int(b))) for b in fields.get("because", [()] * len(items))[r]]

@@ -28,12 +28,12 @@ function renderRecs(data) {
   const box = $("recs");
   box.replaceChildren();
   const groups = new Map();
-  for (const item of data.items) {
-    const name = item.label || (item.interest < 0 ? "popular" : `interest ${item.interest + 1}`);
-    if (!groups.has(name)) groups.set(name, []);
-    groups.get(name).push(item);
+  for (const item of data.items) {  // one group per interest, in order of its best item
+    if (!groups.has(item.interest)) groups.set(item.interest, []);
+    groups.get(item.interest).push(item);
   }
-  for (const [name, items] of groups) {
+  for (const [interest, items] of groups) {
+    const name = interest < 0 ? "popular" : `${items[0].label || "interest"} (#${interest + 1})`;
     const list = el("ol");
     for (const item of items) {
       const li = el("li", { "data-item": item.item }, item.title, " ", el("span", { class: "score" }, item.score.toFixed(3)));
@@ -62,8 +62,8 @@ async function showUser() {
       api(`/users/${id}/history?limit=20`), api(`/users/${id}/interests`), api(`/users/${id}/recommendations?${q}`),
     ]);
     $("history").replaceChildren(...history.events.map((e) => el("li", {}, `${e.title} `, el("span", { class: "score" }, e.event))));
-    $("interests").replaceChildren(...interests.interests.map((i) => el("div", { class: "group" },
-      el("h3", {}, `${i.label} (${Math.round(i.weight * 100)}%)`),
+    $("interests").replaceChildren(...interests.interests.map((i, j) => el("div", { class: "group" },
+      el("h3", {}, `#${j + 1} ${i.label} (${Math.round(i.weight * 100)}%)`),
       el("ul", {}, ...i.examples.map((x) => el("li", {}, x.title))))));
     renderRecs(recs);
     document.body.dataset.loaded = String(Date.now());
