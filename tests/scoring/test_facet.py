@@ -211,3 +211,17 @@ def test_preference_is_a_calibrated_probability(synthetic):
     uncalibrated = FacetScorer(**{**TINY, "epochs": 1}).fit(split.train, syn.dataset.catalog)
     with pytest.raises(DataError, match="fit with a validation set"):
         uncalibrated.preference(split.test.history, targets.user_idx[:1], targets.item_idx[:1])
+
+
+def test_review_text_is_a_second_modality_from_training_events_only(synthetic):
+    syn, split = synthetic
+    train = split.train
+    assert train.review is not None
+    scorer = FacetScorer(**{**TINY, "epochs": 1}).fit(train, syn.dataset.catalog)
+    reviewed = np.zeros(train.n_items, bool)
+    reviewed[train.item_idx[np.array([bool(r) for r in train.review])]] = True
+    assert scorer.review_content_.shape[1] > 0
+    np.testing.assert_array_equal(np.abs(scorer.review_content_).sum(1) > 0, reviewed)
+    without = FacetScorer(**{**TINY, "epochs": 1, "reviews": False}).fit(train, syn.dataset.catalog)
+    assert without.review_content_.shape == (train.n_items, 0)
+    assert without.weights_.size < scorer.weights_.size  # one adapter fewer

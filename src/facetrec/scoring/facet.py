@@ -41,6 +41,10 @@ class FacetConfig:
     """K, the number of interest vectors per user."""
     pooling: str = "attention"
     """"attention" (K self-attentive heads over the history) or "last" (the last state; K = 1)."""
+    interest_values: str = "items"
+    """What the K attention heads average: "items" (the history's item vectors, so an interest lies
+    among the items that formed it: the planted interests are recovered) or "states" (the
+    Transformer's contextual states, each a next-item prediction: more sequential signal)."""
     adaptive: bool = True
     """User states drop interests that no recent history item prefers (fewer for focused users)."""
     encoder: str = "minilm"
@@ -50,6 +54,9 @@ class FacetConfig:
     """Item texts are truncated to this many tokens before encoding."""
     store_dir: str | None = None
     """Embedding cache directory: items already encoded there are not encoded again."""
+    reviews: bool = True
+    """When the training events carry review text, embed each item's reviews (sentiment-weighted,
+    training events only) as a second content modality beside its text."""
     use_id: bool = True
     """Fuse a learned item-ID embedding with the content vectors (items seen in training only)."""
     id_dropout: float = 0.1
@@ -107,6 +114,8 @@ class FacetConfig:
             raise ConfigError(f"{name}.pooling: must be one of {POOLINGS}, got {self.pooling!r}")
         if self.pooling == "last" and self.interests != 1:
             raise ConfigError(f"{name}.interests: pooling 'last' gives one interest; set interests = 1")
+        if self.interest_values not in ("items", "states"):
+            raise ConfigError(f"{name}.interest_values: must be 'items' or 'states', got {self.interest_values!r}")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"{name}.fusion: must be one of {FUSIONS}, got {self.fusion!r}")
         if self.encoder == "none" and not self.use_id:
@@ -145,10 +154,10 @@ class SASRecTextConfig(FacetConfig):
 class FacetNet(nn.Module):
     """Item tower + multi-interest encoder; item ``i`` is row ``i`` of :meth:`item_vectors`."""
 
-    def __init__(self, content: np.ndarray, id_known: np.ndarray, config: FacetConfig) -> None:
+    def __init__(self, content: list[np.ndarray], id_known: np.ndarray, config: FacetConfig) -> None:
         super().__init__()
         cfg = config
-        matrices = [torch.from_numpy(np.asarray(content, np.float32))] if content.shape[1] else []
+        matrices = [torch.from_numpy(np.asarray(m, np.float32)) for m in content if m.shape[1]]
         self.tower = ItemTower(
             matrices,
             torch.from_numpy(np.asarray(id_known, bool)),
@@ -159,6 +168,7 @@ class FacetNet(nn.Module):
             id_dropout=cfg.id_dropout,
             dropout=cfg.dropout / 4,
         )
+        self.values = cfg.interest_values
         self.encoder = MultiInterestEncoder(
             cfg.hidden,
             cfg.max_len,
@@ -180,7 +190,8 @@ class FacetNet(nn.Module):
         table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
         vectors = table[batch["items"]]
         states = self.encoder.states(vectors, batch)
-        return self.encoder.interests(states, vectors, batch["items"] == 0, last_only)
+        values = vectors if self.values == "items" else states
+        return self.encoder.interests(states, values, batch["items"] == 0, last_only)
 
 
 def _to_device(batch: dict[str, np.ndarray], rows, device: torch.device) -> dict[str, torch.Tensor]:
@@ -258,14 +269,15 @@ class FacetScorer(Scorer[FacetConfig]):
 
     A user without events gets training popularity. Fitted state: ``weights_`` (all network
     parameters as one float32 vector, in the order of a :class:`FacetNet` built from the
-    config), ``content_`` (the frozen item text vectors; shape [n_items, 0] for an ID-only
-    model) and ``id_known_`` (1 for items with training events: only they have an ID vector).
+    config), ``content_`` and ``review_content_`` (the frozen item text and review vectors; shape
+    [n_items, 0] when not used) and ``id_known_`` (1 for items with training events: only they have an ID vector).
     """
 
     config_class = FacetConfig
 
     weights_: np.ndarray
     content_: np.ndarray
+    review_content_: np.ndarray
     id_known_: np.ndarray
     popularity_: np.ndarray
     calibration_: np.ndarray
@@ -289,7 +301,7 @@ class FacetScorer(Scorer[FacetConfig]):
                 f"{train.n_items}; both must use the training item vocabulary"
             )
         self._net = self._items = None
-        self.content_ = self._content(train, catalog)
+        self.content_, self.review_content_ = self._content(train, catalog)
         train = train.sorted()
         offsets = train.user_offsets()
         start, end = training_rows(offsets, cfg.max_len)
@@ -304,7 +316,7 @@ class FacetScorer(Scorer[FacetConfig]):
         self.n_items_ = train.n_items
         device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        net = FacetNet(self.content_, self.id_known_, cfg).to(device)
+        net = FacetNet([self.content_, self.review_content_], self.id_known_, cfg).to(device)
         args = (net, inputs, targets, counts, cfg)
         loop = _Training(*args) if valid is None else _ValidatedTraining(*args, valid=valid, scorer=self)
         history = fit_loop(loop, cfg.train_config(), optimizer=loop.optimizer, description=type(self).__name__)
@@ -353,21 +365,25 @@ class FacetScorer(Scorer[FacetConfig]):
         slope, intercept = self.calibration_
         return (1.0 / (1.0 + np.exp(-(slope * scores + intercept)))).astype(np.float32)
 
-    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> np.ndarray:
-        """Frozen unit-norm item text vectors [n_items, d], or [n_items, 0] for an ID-only model."""
+    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> tuple[np.ndarray, np.ndarray]:
+        """Frozen, centred unit item vectors: (text, reviews), each [n_items, d] or [n_items, 0] when
+        unused. Review vectors come from the training events only, so no held-out review leaks."""
         cfg = self.config
+        none = np.zeros((train.n_items, 0), np.float32)
         if cfg.encoder == "none":
-            return np.zeros((train.n_items, 0), np.float32)
+            return none, none
         if catalog is None:
             raise DataError(
                 f"{type(self).__name__} reads item text: call .fit(train, catalog), or set encoder = 'none'"
             )
         if len(catalog) != train.n_items:
             raise DataError(f"catalog has {len(catalog)} items but train has {train.n_items}; they must align")
-        from facetrec.scoring.content_knn import ContentKNNConfig, encode_catalog
+        from facetrec.scoring.content_knn import ContentKNNConfig, encode_items
 
         settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
-        return centred(encode_catalog(catalog, settings).normalize().vectors)
+        with_reviews = cfg.reviews and train.review is not None
+        text, reviews = encode_items(catalog, settings, train if with_reviews else None)
+        return centred(text.normalize().vectors), none if reviews is None else centred(reviews.vectors)
 
     # ------------------------------------------------------------------ inference
 
@@ -375,7 +391,7 @@ class FacetScorer(Scorer[FacetConfig]):
         """The network for ``weights_``, rebuilt once after load (or a change of weights)."""
         if self._net is not None and self._net[0] is self.weights_:
             return self._net[1]
-        net = FacetNet(self.content_, self.id_known_, self.config)
+        net = FacetNet([self.content_, self.review_content_], self.id_known_, self.config)
         expected = sum(p.numel() for p in net.parameters())
         if self.weights_.shape != (expected,):
             raise ConfigError(
