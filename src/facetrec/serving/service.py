@@ -23,7 +23,8 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from facetrec.errors import DataError, UnknownIdError
+from facetrec.ranking import Ranker
 from facetrec.recommender import Recommender
 from facetrec.serving.freetext import TextPlacer
 from facetrec.serving.store import EventRecord, EventStore
@@ -131,6 +133,7 @@ class Service:
         self._reload_lock = threading.Lock()
         self._states: OrderedDict[str, tuple[UserState, np.ndarray]] = OrderedDict()  # LRU
         self.cache_users = cache_users
+        self._rankers: dict[tuple, Ranker] = {}
         self._text: tuple[Recommender, TextPlacer] | None = None
         self._text_lock = threading.Lock()
 
@@ -214,6 +217,7 @@ class Service:
                 self._rec, self.bundle = recommender, path
                 self._drop_pending(upto)
                 self._states.clear()
+                self._rankers.clear()
         return path
 
     def _drop_pending(self, upto: int) -> None:
@@ -231,7 +235,7 @@ class Service:
 
     def recommend_user(self, user_id: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
         """Recommender.recommend's user-state path, from the cached state when there is one."""
-        with self._lock:
+        with self._serial():
             state = self._state(user_id)
             if state is None:  # no user states (single-vector scorers): the Recommender's own path
                 return self._answer(self._user_query(user_id, n), explain, ranking)
@@ -239,13 +243,13 @@ class Service:
             n = min(n, len(self._rec.catalog) - len(seen))
             if n < 1:
                 raise DataError(f"no items left to recommend: the user has seen all {len(self._rec.catalog)}")
-            ranker = self._rec.ranker(**ranking)
+            ranker = self._ranker(ranking)
             items = ranker.rank(user, n, exclude_idx=seen, explain=explain)
             labels = ranker.label_interests(user) if explain else []
             return Answer(self._rows(items, labels), labels, [])
 
     def recommend_session(self, history: Sequence[str], n: int, explain: bool = False, **ranking: Any) -> Answer:
-        with self._lock:
+        with self._serial():
             return self._answer(Query(history=tuple(history), n=n), explain, ranking)
 
     def recommend_text(self, text: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
@@ -254,19 +258,19 @@ class Service:
         if not len(idx):
             raise DataError("text: no word of it is known to the catalogue's text encoder; try other words")
         seeds = [str(s) for s in rec.items.id_of(idx)]
-        with self._lock:
+        with self._serial():
             answer = self._answer(Query(history=tuple(seeds), n=n), explain, ranking)
         return Answer(answer.rows, answer.labels, seeds)
 
     def interests(self, user_id: str) -> tuple[Any, list[str]] | None:
         """(UserState, labels) or None when the scorer keeps no user states."""
-        with self._lock:
+        with self._serial():
             state = self._state(user_id)
             return None if state is None else (state[0], self._rec.ranker().label_interests(state[0]))
 
     def history(self, user_id: str, limit: int) -> list[dict[str, Any]]:
         """The user's newest ``limit`` events, oldest first, pending ones included."""
-        with self._lock:
+        with self._serial():
             rec, pending = self._rec, list(self._pending.get(user_id, ()))
             if user_id not in rec.history.users and not pending:
                 raise UnknownIdError(f"unknown user id {user_id!r}")
@@ -286,7 +290,7 @@ class Service:
 
     def similar(self, item_id: str, n: int) -> tuple[str, list[dict[str, Any]]]:
         """(the item's title, rows of its nearest items)."""
-        with self._lock:
+        with self._serial():
             title = self._rec.catalog.title(self._rec.items.index(item_id))
             return title, self._rows(self._rec.similar(item_id, n), [])
 
@@ -308,6 +312,23 @@ class Service:
             }
 
     # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _serial(self) -> Iterator[None]:
+        """The lock, taken by a request thread limited to one OpenMP thread (see _one_thread)."""
+        _one_thread()
+        with self._lock:
+            yield
+
+    def _ranker(self, ranking: dict[str, Any]) -> Ranker:
+        """The ranker with per-request settings, reused across requests (reconfiguring validates
+        the whole config, which costs more than a cached request's retrieval). Call under the lock."""
+        key = tuple(sorted(ranking.items()))
+        if key not in self._rankers:
+            if len(self._rankers) >= 64:
+                self._rankers.clear()
+            self._rankers[key] = self._rec.ranker(**ranking)
+        return self._rankers[key]
 
     def _state(self, user_id: str) -> tuple[UserState, np.ndarray] | None:
         """(the user's interest state, every item they have seen), cached until their next event;
@@ -332,7 +353,7 @@ class Service:
         return Query(user_id=user_id, history=tuple(e.item_id for e in pending), n=n)
 
     def _answer(self, query: Query, explain: bool, ranking: dict[str, Any]) -> Answer:
-        items = self._rec.recommend(query, explain=explain, **ranking)
+        items = self._rec.recommend(query, explain=explain, **ranking)  # (reconfigures per call: rare paths)
         labels: list[str] = []
         if explain and len(query.history) + (query.user_id is not None) > 0:
             found = self._rec.interests(query)
@@ -366,6 +387,20 @@ class Service:
             if self._text is None or self._text[0] is not rec:
                 self._text = (rec, TextPlacer.for_scorer(rec.scorer, rec.catalog))
             return self._text[1], rec
+
+
+_local = threading.local()
+
+
+def _one_thread() -> None:
+    """Limit faiss to one OpenMP thread in the calling thread. OpenMP's thread count is per
+    thread, so the server's setting does not reach FastAPI's worker threads, and there faiss's
+    thread team spinning on a busy 2-core machine cost ten times the CPU of a cached request."""
+    if not getattr(_local, "limited", False):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        _local.limited = True
 
 
 def _event_row(rec: Recommender, idx: int, timestamp: int, event: str, rating: Any) -> dict[str, Any]:
