@@ -9,14 +9,74 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from facetrec.data.split import EvalSet
+from facetrec.errors import ConfigError
+from facetrec.training import TrainConfig
 
 EVAL_BATCH = 256
 """Users encoded at once when scoring and validating."""
+
+
+@dataclass(frozen=True)
+class SequenceModelConfig:
+    """Settings every Transformer sequence model shares (SASRec+, sasrec-text, the facet model)."""
+
+    max_len: int = 200
+    """Most recent events the model reads when scoring (and the length of a training row)."""
+    hidden: int = 64
+    """Width of item vectors and Transformer states."""
+    layers: int = 2
+    """Transformer blocks."""
+    heads: int = 1
+    """Attention heads per block; must divide ``hidden``."""
+    dropout: float = 0.4
+    """Dropout on the inputs and on each attention and feed-forward output."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 128
+    """Training rows (windows of a user's history) per optimiser step."""
+    epochs: int = 200
+    """Most passes over the training rows."""
+    patience: int | None = 10
+    """With a validation set: stop after this many epochs without a better NDCG@10 (None: never)."""
+    seed: int = 0
+    """Seeds weight initialisation, batch order and any training-time sampling."""
+    device: str = "auto"
+    """"auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"."""
+    checkpoint_dir: str | None = None
+    """Checkpoint every epoch here and resume from it (None: no checkpoints)."""
+    progress: bool = True
+    """Show a progress bar while training."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("max_len", "hidden", "layers", "heads", "batch_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"{name}.heads: must divide hidden ({self.hidden}), got {self.heads}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{name}.dropout: must be in [0, 1), got {self.dropout}")
+        if not self.lr > 0:
+            raise ConfigError(f"{name}.lr: must be > 0, got {self.lr}")
+        self.train_config()  # validates the shared training fields
+
+    def train_config(self) -> TrainConfig:
+        """The settings the shared training loop reads."""
+        return TrainConfig(
+            epochs=self.epochs,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            checkpoint_dir=self.checkpoint_dir,
+            progress=self.progress,
+        )
 
 
 def window_positions(start: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,14 +29,14 @@ from facetrec.fusion.items import ItemTower
 from facetrec.fusion.modality import FUSIONS
 from facetrec.interests.extractor import POOLINGS, MultiInterestEncoder, distinctness_penalty, route
 from facetrec.interests.features import EventFeatures
-from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, training_rows, trim
+from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, SequenceModelConfig, training_rows, trim
 from facetrec.scoring.base import Scorer
-from facetrec.training import TrainConfig, fit_loop, resolve_device, seed_everything
+from facetrec.training import fit_loop, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog, UserState
 
 
 @dataclass(frozen=True)
-class FacetConfig:
+class FacetConfig(SequenceModelConfig):
     interests: int = 4
     """K, the number of interest vectors per user."""
     pooling: str = "attention"
@@ -77,36 +77,11 @@ class FacetConfig:
     """Above this catalogue size, train with a sampled softmax (log-Q corrected) instead."""
     negatives: int = 1024
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
-    max_len: int = 200
-    """Most recent events the model reads (and the length of a training row)."""
-    hidden: int = 64
-    """Width of item vectors, states and interests."""
-    layers: int = 2
-    """Transformer blocks."""
-    heads: int = 1
-    """Attention heads per block; must divide ``hidden``."""
-    dropout: float = 0.4
-    """Dropout on inputs and on each attention and feed-forward output."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    batch_size: int = 128
-    """Training rows per optimiser step."""
-    epochs: int = 200
-    """Most passes over the training rows."""
-    patience: int | None = 10
-    """With a validation set: stop after this many epochs without a better NDCG@10 (None: never)."""
-    seed: int = 0
-    """Seeds weight initialisation, batch order and ID dropout."""
-    device: str = "auto"
-    """"auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"."""
-    checkpoint_dir: str | None = None
-    """Checkpoint every epoch here and resume from it (None: no checkpoints)."""
-    progress: bool = True
-    """Show a progress bar while training."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         name = type(self).__name__
-        for field in ("interests", "max_len", "hidden", "layers", "heads", "batch_size", "experts", "negatives"):
+        for field in ("interests", "experts", "negatives"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
@@ -120,24 +95,10 @@ class FacetConfig:
             raise ConfigError(f"{name}.fusion: must be one of {FUSIONS}, got {self.fusion!r}")
         if self.encoder == "none" and not self.use_id:
             raise ConfigError(f"{name}: with encoder 'none' the model needs use_id = true (it has nothing else)")
-        if self.hidden % self.heads:
-            raise ConfigError(f"{name}.heads: must divide hidden ({self.hidden}), got {self.heads}")
-        for field in ("dropout", "id_dropout"):
-            if not 0 <= getattr(self, field) < 1:
-                raise ConfigError(f"{name}.{field}: must be in [0, 1), got {getattr(self, field)}")
-        if not self.distinct_weight >= 0 or not self.lr > 0:
-            raise ConfigError(f"{name}: distinct_weight must be >= 0 and lr > 0")
-        self.train_config()
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-            checkpoint_dir=self.checkpoint_dir,
-            progress=self.progress,
-        )
+        if not 0 <= self.id_dropout < 1:
+            raise ConfigError(f"{name}.id_dropout: must be in [0, 1), got {self.id_dropout}")
+        if not self.distinct_weight >= 0:
+            raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
 
 
 @dataclass(frozen=True)

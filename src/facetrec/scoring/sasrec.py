@@ -21,65 +21,23 @@ from torch import nn
 
 from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
-from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, training_rows, trim, windows
+from facetrec.interests.sequences import (
+    EVAL_BATCH,
+    NextItemValidation,
+    SequenceModelConfig,
+    training_rows,
+    trim,
+    windows,
+)
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.scoring.base import Scorer
-from facetrec.training import TrainConfig, fit_loop, resolve_device, seed_everything
+from facetrec.training import fit_loop, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
-    max_len: int = 200
-    """Most recent events a user is represented by (and the longest training sequence)."""
-    hidden: int = 64
-    """Width of item embeddings and Transformer states."""
-    layers: int = 2
-    """Transformer blocks."""
-    heads: int = 1
-    """Attention heads per block; must divide ``hidden``."""
-    dropout: float = 0.4
-    """Dropout on embeddings, attention weights and block outputs."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    batch_size: int = 128
-    """Training sequences (users) per optimiser step."""
-    epochs: int = 200
-    """Most passes over the training sequences."""
-    patience: int | None = 10
-    """With a validation set: stop after this many epochs without a better NDCG@10 (None: never)."""
-    seed: int = 0
-    """Seeds weight initialisation and batch order."""
-    device: str = "auto"
-    """"auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"."""
-    checkpoint_dir: str | None = None
-    """Checkpoint every epoch here and resume from it (None: no checkpoints)."""
-    progress: bool = True
-    """Show a progress bar while training."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_len", "hidden", "layers", "heads", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"SASRecConfig.{name}: must be an integer >= 1, got {value!r}")
-        if self.hidden % self.heads:
-            raise ConfigError(f"SASRecConfig.heads: must divide hidden ({self.hidden}), got {self.heads}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"SASRecConfig.dropout: must be in [0, 1), got {self.dropout}")
-        if not self.lr > 0:
-            raise ConfigError(f"SASRecConfig.lr: must be > 0, got {self.lr}")
-        self.train_config()  # validates the shared training fields
-
-    def train_config(self) -> TrainConfig:
-        """The settings the shared training loop reads."""
-        return TrainConfig(
-            epochs=self.epochs,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-            checkpoint_dir=self.checkpoint_dir,
-            progress=self.progress,
-        )
+class SASRecConfig(SequenceModelConfig):
+    """SASRec+ has no settings beyond those every sequence model shares."""
 
 
 # --------------------------------------------------------------------------- the model
