@@ -464,10 +464,12 @@ def serve(
         raise typer.BadParameter("must be between 1 and 65535", param_hint="--port")
     if fold_every < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--fold-every")
+    page = f"http://{host}:{port}/"
     if not api_key:
         api_key = secrets.token_urlsafe(24)
         console.print(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
-    console.print(f"web page and API: http://{host}:{port}/  (OpenAPI: http://{host}:{port}/docs)")
+        page += f"#key={api_key}"  # the page reads it from the fragment, which is never sent to the server
+    console.print(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)", soft_wrap=True)
     run(bundle, host, port, events, api_key, fold_every, log_level)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from facetrec.errors import DataError, UnknownIdError
 from facetrec.recommender import Recommender
-from facetrec.serving.service import Service, fold_events, read_watermark, write_watermark
+from facetrec.serving.history import fold_events, read_watermark, warm_states, write_watermark
+from facetrec.serving.service import Service
 from facetrec.serving.store import EventRecord, SQLiteEventStore
 from facetrec.types import Event, Query
 
@@ -78,6 +79,18 @@ def test_watermark_names_the_store(bundle, tmp_path):
     assert read_watermark(copy, SQLiteEventStore(tmp_path / "b.sqlite")) == 0  # another store: fold all
 
 
+def test_warm_states_are_the_most_recent_users_and_match_single_encoding(bundle):
+    rec = Recommender.load(bundle)
+    cache = warm_states(rec, 5)
+    h = rec.history
+    latest = {str(h.users.id_of(u)): h.timestamp[h.user_idx == u].max() for u in range(h.n_users)}
+    assert list(cache) == sorted(latest, key=lambda u: latest[u])[-5:]
+    for user, (state, seen) in cache.items():
+        single = rec.interests(Query(user_id=user))[0]
+        np.testing.assert_allclose(state.interests, single.interests, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(seen, np.unique(rec.user_history(Query(user_id=user)).item_idx))
+
+
 @pytest.fixture(scope="module")
 def service(bundle, tmp_path_factory):
     return Service.open(bundle, SQLiteEventStore(tmp_path_factory.mktemp("svc") / "events.sqlite"), fold_every=4)
@@ -93,7 +106,7 @@ def test_cached_states_answer_exactly_like_the_recommender(service):
             assert [r["explanation"] for r in ours.rows] == list(theirs.fields["explanation"])
         state, labels = service.interests(user)
         expected = rec.interests(Query(user_id=user))
-        np.testing.assert_allclose(state.interests, expected[0].interests, rtol=1e-5)
+        np.testing.assert_allclose(state.interests, expected[0].interests, rtol=1e-4, atol=1e-6)
         assert labels == expected[1]
 
 

@@ -13,7 +13,7 @@ from facetrec.data.dataset import Dataset
 from facetrec.errors import ConfigError
 from facetrec.recommender import Recommender, fit_recommender
 from facetrec.scoring.registry import SCORERS
-from facetrec.serving.service import fold_events, read_watermark, write_watermark
+from facetrec.serving.history import fold_events, read_watermark, write_watermark
 from facetrec.serving.store import EventStore
 
 

@@ -11,15 +11,12 @@ its own type and time.
 
 Encoding a user's history into interest vectors is most of a request's cost (a transformer
 pass), so each user's state is cached (LRU) until their next event; a cached request is
-retrieval and re-ranking only.
-
-Bundles: ``serving.json`` beside a bundle written by ``facetrec retrain`` records which store and
-up to which event id the bundle already holds, so a restart folds only the newer events.
+retrieval and re-ranking only. Start-up and reload rebuild the states of the most recently
+active users in batches (serving/history.py), about ten times cheaper per user than one by one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -35,12 +32,12 @@ from facetrec.errors import DataError, UnknownIdError
 from facetrec.ranking import Ranker
 from facetrec.recommender import Recommender
 from facetrec.serving.freetext import TextPlacer
+from facetrec.serving.history import StateCache, fold_events, load_bundle, warm_states
 from facetrec.serving.store import EventRecord, EventStore
-from facetrec.types import Event, Interactions, ItemList, Query, UserState
+from facetrec.types import Event, ItemList, Query, UserState
 
 log = logging.getLogger(__name__)
 
-WATERMARK = "serving.json"
 TEXT_SEED_ITEMS = 5
 """Items nearest to a free-text statement that form its session history."""
 
@@ -56,60 +53,6 @@ class Answer:
     """For free text: the item ids it was matched to."""
 
 
-def read_watermark(bundle: str | Path, store: EventStore) -> int:
-    """Id of the last event of ``store`` already inside ``bundle`` (0: none)."""
-    path = Path(bundle) / WATERMARK
-    if not path.is_file():
-        return 0
-    mark = json.loads(path.read_text())
-    if mark.get("events") != store.location:
-        log.warning(
-            "%s was built from %s, not %s: folding every stored event", path, mark.get("events"), store.location
-        )
-        return 0
-    return int(mark.get("last_event_id", 0))
-
-
-def write_watermark(bundle: str | Path, store: EventStore, last_event_id: int) -> Path:
-    path = Path(bundle) / WATERMARK
-    path.write_text(json.dumps({"events": store.location, "last_event_id": int(last_event_id)}, indent=2) + "\n")
-    return path
-
-
-def fold_events(history: Interactions, events: Sequence[EventRecord]) -> Interactions:
-    """``history`` plus ``events`` (with their types, ratings and reviews), sorted; events on items
-    outside the catalogue (possible after swapping bundles) are skipped with a warning."""
-    if not events:
-        return history
-    item_idx = history.items.lookup([e.item_id for e in events])
-    known = item_idx >= 0
-    if not known.all():
-        log.warning(
-            "skipped %d stored events on items not in this bundle's catalogue (first: %r)",
-            int((~known).sum()),
-            events[int(np.flatnonzero(~known)[0])].item_id,
-        )
-        events = [e for e, ok in zip(events, known, strict=True) if ok]
-        item_idx = item_idx[known]
-    users = history.users.extend([e.user_id for e in events])
-    names = Event.names()
-    review = None
-    if history.review is not None or any(e.review for e in events):
-        old = history.review if history.review is not None else np.full(len(history), None, object)
-        review = np.r_[old, np.array([e.review for e in events], object)]
-    return Interactions(
-        np.r_[history.user_idx, users.lookup([e.user_id for e in events])],
-        np.r_[history.item_idx, item_idx],
-        np.r_[history.timestamp, np.array([e.timestamp for e in events], np.int64)],
-        users,
-        history.items,
-        np.r_[history.event, np.array([names.index(e.event) for e in events], np.int8)],
-        np.r_[history.rating, np.array([np.nan if e.rating is None else e.rating for e in events], np.float32)],
-        np.r_[history.weight, np.ones(len(events), np.float32)],
-        review,
-    ).sorted()
-
-
 class Service:
     """Thread-safe answers from a Recommender kept current with an event store (module docstring)."""
 
@@ -121,6 +64,8 @@ class Service:
         bundle: Path | None = None,
         fold_every: int = 256,
         cache_users: int = 50_000,
+        states: StateCache | None = None,
+        warm_users: int = 10_000,
     ) -> None:
         self.store, self.bundle, self.fold_every = store, bundle, fold_every
         self._rec = recommender
@@ -131,17 +76,19 @@ class Service:
         self._write_lock = threading.Lock()  # one writer: pending lists stay in store-id order
         self._fold_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._states: OrderedDict[str, tuple[UserState, np.ndarray]] = OrderedDict()  # LRU
-        self.cache_users = cache_users
+        self._states: StateCache = states if states is not None else OrderedDict()  # LRU
+        self.cache_users, self.warm_users = cache_users, warm_users
         self._rankers: dict[tuple, Ranker] = {}
         self._text: tuple[Recommender, TextPlacer] | None = None
         self._text_lock = threading.Lock()
 
     @classmethod
-    def open(cls, bundle: str | Path, store: EventStore, fold_every: int = 256) -> Service:
-        """Load ``bundle`` and fold in the stored events it does not hold yet (a restart's rebuild)."""
-        recommender, upto = _load(Path(bundle), store)
-        return cls(recommender, store, upto, Path(bundle), fold_every)
+    def open(cls, bundle: str | Path, store: EventStore, fold_every: int = 256, warm_users: int = 10_000) -> Service:
+        """Load ``bundle``, fold in the stored events it does not hold yet and encode the states
+        of the ``warm_users`` most recently active users: a restart's rebuild."""
+        recommender, upto = load_bundle(Path(bundle), store)
+        states = warm_states(recommender, warm_users)
+        return cls(recommender, store, upto, Path(bundle), fold_every, max(50_000, warm_users), states, warm_users)
 
     @property
     def recommender(self) -> Recommender:
@@ -212,11 +159,13 @@ class Service:
         with self._reload_lock:
             with self._write_lock:
                 upto = self.store.last_id()
-            recommender, _ = _load(path, self.store, upto)
+            recommender, _ = load_bundle(path, self.store, upto)
+            states = warm_states(recommender, self.warm_users)
             with self._lock:
-                self._rec, self.bundle = recommender, path
+                self._rec, self.bundle, self._states = recommender, path, states
                 self._drop_pending(upto)
-                self._states.clear()
+                for user in self._pending:  # posted during the reload: not in the warmed states
+                    states.pop(user, None)
                 self._rankers.clear()
         return path
 
@@ -407,16 +356,3 @@ def _event_row(rec: Recommender, idx: int, timestamp: int, event: str, rating: A
     rating = None if rating is None or not np.isfinite(rating) else float(rating)
     item_id = str(rec.items.id_of(idx))
     return {"item": item_id, "title": rec.catalog.title(idx), "event": event, "timestamp": timestamp, "rating": rating}
-
-
-def _load(bundle: Path, store: EventStore, upto: int | None = None) -> tuple[Recommender, int]:
-    """The bundle's Recommender with the stored events it lacks folded in (up to id ``upto``),
-    its ranker fitted; and the id of the last event folded."""
-    recommender = Recommender.load(bundle)
-    after = read_watermark(bundle, store)
-    events = [e for e in store.since(after) if upto is None or e.id <= upto]
-    recommender.history = fold_events(recommender.history, events)
-    recommender.ranker()  # fit the index now, not on the first request
-    last = events[-1].id if events else after
-    log.info("loaded %s: %d stored events folded in (ids %d..%d)", bundle, len(events), after + 1, last)
-    return recommender, max(last, upto or 0)
