@@ -11,10 +11,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -45,9 +48,20 @@ class EventsBody(s.EventsIn):
         return {"events": [data]} if isinstance(data, dict) and "events" not in data else data
 
 
-def create_app(service: Service, api_key: str | None, metrics: Metrics | None = None) -> FastAPI:
-    """The app over ``service``; write endpoints need ``api_key`` (none: writes are refused)."""
-    app = FastAPI(title="facetrec", version=__version__, summary="Multi-interest recommendations over HTTP.")
+def create_app(service: Service, api_key: str | None, metrics: Metrics | None = None, threads: int = 4) -> FastAPI:
+    """The app over ``service``; write endpoints need ``api_key`` (none: writes are refused);
+    ``threads`` request threads at most (reads wait for one lock; writes wait for the disk)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Few request threads: they queue for one lock anyway, and dozens of threads contending
+        # for it (and the GIL) cost more CPU than the requests, so a backlog never drained.
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(
+        title="facetrec", version=__version__, summary="Multi-interest recommendations over HTTP.", lifespan=lifespan
+    )
     metrics = metrics or Metrics()
     metrics.gauges["facetrec_pending_events"] = (
         "Acknowledged events not yet folded into histories.",
@@ -57,7 +71,7 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
     app.add_middleware(Guard, metrics=metrics, max_body=s.MAX_BODY_BYTES, routes=app.router.routes)
     _errors(app)
 
-    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+    async def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:  # async: no thread hop
         if api_key is None:
             raise HTTPException(403, "writes are disabled: start the server with --api-key or FACETREC_API_KEY")
         if x_api_key is None:
@@ -88,20 +102,20 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         diversity: Annotated[s.Diversity | None, Query()] = None,
         lam: Annotated[float | None, Query(alias="lambda", ge=0.0, le=1.0)] = None,
         explain: bool = False,
-    ) -> s.RecommendationsOut:
+    ) -> JSONResponse:
         """Top-k for a known user (or one who only has events posted to this service)."""
         answer = service.recommend_user(user_id, k, explain, **_ranking(diversity, lam))
-        return s.RecommendationsOut(user=user_id, items=answer.rows, interests=answer.labels, matched=[])
+        return _listing(user_id, answer.rows, answer.labels, [])
 
     @app.post("/recommendations", response_model=s.RecommendationsOut, tags=["recommendations"])
-    def session_recommendations(body: s.RecommendationsIn) -> s.RecommendationsOut:
+    def session_recommendations(body: s.RecommendationsIn) -> JSONResponse:
         """Top-k for an anonymous session: a list of item ids, or free text placed among the items."""
         ranking = _ranking(body.diversity, body.lam)
         if body.items is not None:
             answer = service.recommend_session(body.items, body.k, body.explain, **ranking)
         else:
             answer = service.recommend_text(body.text or "", body.k, body.explain, **ranking)
-        return s.RecommendationsOut(user=None, items=answer.rows, interests=answer.labels, matched=answer.seeds)
+        return _listing(None, answer.rows, answer.labels, answer.seeds)
 
     @app.get("/users/{user_id}/interests", response_model=s.InterestsOut, tags=["users"])
     def user_interests(user_id: UserId, examples: Annotated[int, Query(ge=1, le=20)] = 3) -> s.InterestsOut:
@@ -163,6 +177,12 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _listing(user: str | None, rows: list, labels: list[str], matched: list[str]) -> JSONResponse:
+    """A RecommendationsOut body, serialised directly: the service built plain, valid rows, and
+    validating them again through pydantic costs as much as a cached recommendation."""
+    return JSONResponse({"user": user, "items": rows, "interests": labels, "matched": matched})
 
 
 def _ranking(diversity: str | None, lam: float | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Writes are durable first (the store commits) and visible next: a stored event jo
 rebuilds and re-sorts every event array (tens of ms on a large history), so it happens in the
 background every ``fold_every`` events, off the lock, and the result is swapped in. Until then
 a pending event counts as a click one second after the user's previous event; once folded, with
-its own type and time.
+its own type and time (from the user's next event on, or after a restart: a cached state is
+not re-encoded just because its events were folded).
 
 Encoding a user's history into interest vectors is most of a request's cost (a transformer
 pass), so each user's state is cached (LRU) until their next event; a cached request is
@@ -143,9 +144,7 @@ class Service:
                 if self._rec is not rec or rec.history is not history:
                     return 0  # a reload swapped the recommender meanwhile; it holds these events
                 rec.history = folded
-                self._drop_pending(upto)
-                for user in {e.user_id for e in batch}:
-                    self._states.pop(user, None)  # now from the events' own types and times
+                self._drop_pending(upto)  # cached states stay: re-encoding every folded user costs more
             return len(batch)
         finally:
             self._fold_lock.release()
