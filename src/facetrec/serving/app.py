@@ -1,7 +1,8 @@
 """The HTTP API: ``create_app(service, api_key)`` -> a FastAPI app (OpenAPI at /docs, /openapi.json).
 
-Endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool; the
-:class:`~facetrec.serving.service.Service` serialises access to the Recommender with its lock.
+Endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool (limited to
+``threads``); the :class:`~facetrec.serving.service.Service` serialises access to the
+Recommender with its lock, while a write waiting for the disk does not hold it.
 Errors never carry a stack trace: facetrec's own errors become 404 (unknown ids) or 422 (bad
 values) with their one-line message; anything else is logged and answered "internal error".
 """
