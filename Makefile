@@ -21,12 +21,18 @@ test: $(STAMP)  ## lint, then the test suite (real-data tests skip when the data
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (tens of minutes)
+bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on 2 cores)
 	$(BIN)/python benchmarks/ingest_speed.py
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/ml100k_baselines.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/encode_throughput.py
+	$(BIN)/python benchmarks/diversity.py
+	$(BIN)/python benchmarks/rerank_latency.py
+	$(BIN)/python benchmarks/facet.py --datasets ml-100k --parts loo --models sasrec,sasrec-text,facet,facet-k1 --seeds 0,1,2
+	$(BIN)/python benchmarks/facet.py --datasets ml-100k --parts multi --models sasrec-text,facet,facet-k1
+	$(BIN)/python benchmarks/facet.py --datasets amazon-magazines --parts loo,cold --models sasrec,sasrec-text,facet,facet-k1
+	$(BIN)/python benchmarks/facet.py --datasets synthetic --parts recovery --models facet
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

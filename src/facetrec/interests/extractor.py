@@ -2,11 +2,12 @@
 
 A causal Transformer reads the history (item vectors plus position, time-gap, event-type and
 signal embeddings). Self-attentive multi-head pooling (ComiRec-SA, Cen et al., KDD 2020) then
-forms K interests at every position t, each a different attention-weighted mean of the states
+forms interests at every position t, each a different attention-weighted mean of the history
 up to t: head k learns to attend to one kind of item, so a user who watches both horror and
 cooking gets one vector near each instead of one vector between them. ``pooling="last"``
-instead keeps the last state as the single interest (SASRec's user vector); it is the K = 1
-baseline the multi-interest model must beat.
+instead keeps the last state as the single interest (SASRec's user vector); ``"hybrid"``
+(the default) keeps both: interest 0 is the last state (the most recent intent, which carries
+the sequential signal a mean of the history loses) and interests 1..K-1 are attention heads.
 
 Why self-attentive pooling over dynamic routing (MIND/ComiRec-DR): it is one batched einsum at
 every position (so every next-item pair trains, as in SASRec+) and its attention weights say
@@ -22,7 +23,7 @@ from facetrec.interests.features import GAP_BUCKETS, SIGNALS
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.types import Event
 
-POOLINGS = ("attention", "last")
+POOLINGS = ("hybrid", "attention", "last")
 
 
 class MultiInterestEncoder(nn.Module):
@@ -52,8 +53,9 @@ class MultiInterestEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(hidden)
-        if pooling == "attention":
-            self.pool = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, interests))
+        self.heads = interests - 1 if pooling == "hybrid" else interests if pooling == "attention" else 0
+        if self.heads:
+            self.pool = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, self.heads))
         self.apply(init_weights)
 
     def states(self, item_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -87,20 +89,26 @@ class MultiInterestEncoder(nn.Module):
         (query position, key position), or with ``last_only`` [batch, K, hidden] and
         [batch, K, width] for the most recent position.
         """
-        if self.pooling == "last":
-            eye = torch.eye(states.shape[1], device=states.device).expand(states.shape[0], 1, -1, -1)
-            if last_only:
-                return states[:, -1:, :], eye[:, :, -1, :]
-            return states.unsqueeze(2), eye
+        batch, width, _ = states.shape
+        eye = torch.eye(width, device=states.device).expand(batch, 1, width, width)
+        recent = (states[:, -1:, :], eye[:, :, -1, :]) if last_only else (states.unsqueeze(2), eye)
+        if not self.heads:  # "last", or "hybrid" with K = 1
+            return recent
         allowed = causal_allowed(padding)  # [batch, 1, query, key]
         if last_only:
             allowed = allowed[:, :, -1:, :]
-        logits = self.pool(states).transpose(1, 2).unsqueeze(2)  # [batch, K, 1, key]
-        attention = torch.softmax(logits.masked_fill(~allowed, -torch.inf), dim=-1)  # [batch, K, query, key]
+        logits = self.pool(states).transpose(1, 2).unsqueeze(2)  # [batch, heads, 1, key]
+        attention = torch.softmax(logits.masked_fill(~allowed, -torch.inf), dim=-1)  # [batch, heads, query, key]
         if last_only:
             attention = attention[:, :, 0, :]
-            return torch.einsum("bkj,bjh->bkh", attention, values), attention
-        return torch.einsum("bktj,bjh->btkh", attention, values), attention
+            pooled = torch.einsum("bkj,bjh->bkh", attention, values)
+            dim = 1
+        else:
+            pooled = torch.einsum("bktj,bjh->btkh", attention, values)
+            dim = 2
+        if self.pooling == "attention":
+            return pooled, attention
+        return torch.cat([recent[0], pooled], dim), torch.cat([recent[1], attention], 1)
 
 
 def route(interests: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
