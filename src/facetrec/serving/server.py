@@ -31,10 +31,13 @@ def default_events_path(bundle: str | Path) -> Path:
 
 def build(bundle: str | Path, events: str | Path | None = None, api_key: str | None = None, fold_every: int = 256):
     """The FastAPI app over ``bundle`` and the SQLite store at ``events`` (default: beside the bundle)."""
+    from facetrec.errors import ConfigError
     from facetrec.serving.app import create_app
     from facetrec.serving.service import Service
     from facetrec.serving.store import SQLiteEventStore
 
+    if not (Path(bundle) / "manifest.json").is_file():  # before creating an event store beside it
+        raise ConfigError(f"{bundle}: no manifest.json; is this a bundle written by `facetrec train`?")
     limit_threads()
     store = SQLiteEventStore(events or default_events_path(bundle))
     service = Service.open(bundle, store, fold_every=fold_every)
