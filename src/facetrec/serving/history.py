@@ -82,17 +82,16 @@ def fold_events(history: Interactions, events: Sequence[EventRecord]) -> Interac
     ).sorted()
 
 
-def load_bundle(bundle: Path, store: EventStore, upto: int | None = None) -> tuple[Recommender, int]:
-    """The bundle's Recommender with the stored events it lacks folded in (up to id ``upto``),
-    its ranker fitted; and the id of the last event folded."""
+def load_bundle(bundle: Path, store: EventStore, upto: int | None = None) -> Recommender:
+    """The bundle's Recommender with the stored events it lacks folded in (up to id ``upto``)
+    and its ranker fitted."""
     recommender = Recommender.load(bundle)
     after = read_watermark(bundle, store)
     events = [e for e in store.since(after) if upto is None or e.id <= upto]
     recommender.history = fold_events(recommender.history, events)
     recommender.ranker()  # fit the index now, not on the first request
-    last = events[-1].id if events else after
-    log.info("loaded %s: %d stored events folded in (ids %d..%d)", bundle, len(events), after + 1, last)
-    return recommender, max(last, upto or 0)
+    log.info("loaded %s with %d stored events folded in (after id %d)", bundle, len(events), after)
+    return recommender
 
 
 def warm_states(recommender: Recommender, limit: int) -> StateCache:

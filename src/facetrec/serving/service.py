@@ -61,7 +61,6 @@ class Service:
         self,
         recommender: Recommender,
         store: EventStore,
-        folded_upto: int = 0,
         bundle: Path | None = None,
         fold_every: int = 256,
         cache_users: int = 50_000,
@@ -70,7 +69,6 @@ class Service:
     ) -> None:
         self.store, self.bundle, self.fold_every = store, bundle, fold_every
         self._rec = recommender
-        self._folded_upto = folded_upto
         self._pending: dict[str, list[EventRecord]] = {}
         self._n_pending = 0
         self._lock = threading.Lock()  # guards the Recommender and the pending events
@@ -87,9 +85,9 @@ class Service:
     def open(cls, bundle: str | Path, store: EventStore, fold_every: int = 256, warm_users: int = 10_000) -> Service:
         """Load ``bundle``, fold in the stored events it does not hold yet and encode the states
         of the ``warm_users`` most recently active users: a restart's rebuild."""
-        recommender, upto = load_bundle(Path(bundle), store)
+        recommender = load_bundle(Path(bundle), store)
         states = warm_states(recommender, warm_users)
-        return cls(recommender, store, upto, Path(bundle), fold_every, max(50_000, warm_users), states, warm_users)
+        return cls(recommender, store, Path(bundle), fold_every, max(50_000, warm_users), states, warm_users)
 
     @property
     def recommender(self) -> Recommender:
@@ -158,7 +156,7 @@ class Service:
         with self._reload_lock:
             with self._write_lock:
                 upto = self.store.last_id()
-            recommender, _ = load_bundle(path, self.store, upto)
+            recommender = load_bundle(path, self.store, upto)
             states = warm_states(recommender, self.warm_users)
             with self._lock:
                 self._rec, self.bundle, self._states = recommender, path, states
@@ -177,7 +175,6 @@ class Service:
             else:
                 del self._pending[user]
         self._n_pending = sum(len(v) for v in self._pending.values())
-        self._folded_upto = max(self._folded_upto, upto)
 
     # ------------------------------------------------------------------ reads
 
