@@ -189,28 +189,7 @@ def stored(events: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=5000)
-    parser.add_argument("--rates", default="100,200", help="Offered loads (requests/s) of the open-loop phases.")
-    parser.add_argument("--duration", type=float, default=60.0, help="Seconds per phase.")
-    parser.add_argument("--write-share", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=16, help="Most requests in flight (open loop).")
-    parser.add_argument("--concurrency-max", type=int, default=8, help="Requests in flight (closed loop).")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/facetrec-serve-load"))
-    args = parser.parse_args()
-
-    args.work.mkdir(parents=True, exist_ok=True)
-    bundle = build_bundle(args.work, args.items, args.users)
-    events = args.work / "events.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{events}{suffix}").unlink(missing_ok=True)
-    port = free_port()
-    started = time.perf_counter()
-    server = start_server(bundle, events, port, args.work / "server.log")
-    print(f"server up in {time.perf_counter() - started:.1f} s", flush=True)
-
+def run_phases(args: argparse.Namespace, bundle: Path, events: Path, port: int) -> tuple[list[dict], list[float]]:
     from facetrec.data.dataset import Dataset
 
     data = Dataset.load(bundle / "data")
@@ -230,17 +209,43 @@ def main() -> None:
     phases.append((f"closed loop, {args.concurrency_max} in flight", None, args.concurrency_max, closed))
     rows = []
     url = f"http://127.0.0.1:{port}"
+    for name, rate, concurrency, requests in phases:
+        before = stored(events)
+        load = os.getloadavg()[0]
+        result = asyncio.run(drive(url, requests, rate, concurrency, args.duration))
+        result["lost_events"] = result["acknowledged_events"] - (stored(events) - before)
+        result["load_average_1m_before"] = round(load, 2)
+        dataset = f"synthetic, {len(items):,} items, {len(users):,} users, {len(data.interactions):,} events"
+        model = f"facet (encoder none, hidden 32, 1 epoch), HNSW, MMR lambda 0.7, top-10; {name}"
+        rows.append({"dataset": dataset, "model": model, "metrics": result})
+        print(f"{name}: {json.dumps(result)}", flush=True)
+    return rows, rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--rates", default="100,200", help="Offered loads (requests/s) of the open-loop phases.")
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds per phase.")
+    parser.add_argument("--write-share", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=16, help="Most requests in flight (open loop).")
+    parser.add_argument("--concurrency-max", type=int, default=8, help="Requests in flight (closed loop).")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/facetrec-serve-load"))
+    args = parser.parse_args()
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    bundle = build_bundle(args.work, args.items, args.users)
+    events = args.work / "events.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{events}{suffix}").unlink(missing_ok=True)
+    port = free_port()
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server
+    server = start_server(bundle, events, port, args.work / "server.log")
     try:
-        for name, rate, concurrency, requests in phases:
-            before = stored(events)
-            load = os.getloadavg()[0]
-            result = asyncio.run(drive(url, requests, rate, concurrency, args.duration))
-            result["lost_events"] = result["acknowledged_events"] - (stored(events) - before)
-            result["load_average_1m_before"] = round(load, 2)
-            dataset = f"synthetic, {len(items):,} items, {len(users):,} users, {len(data.interactions):,} events"
-            model = f"facet (encoder none, hidden 32, 1 epoch), HNSW, MMR lambda 0.7, top-10; {name}"
-            rows.append({"dataset": dataset, "model": model, "metrics": result})
-            print(f"{name}: {json.dumps(result)}", flush=True)
+        print(f"server up in {time.perf_counter() - started:.1f} s", flush=True)
+        rows, rates = run_phases(args, bundle, events, port)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
