@@ -52,7 +52,7 @@ def listed(driver) -> list[str]:
     )
 
 
-def test_a_click_on_the_page_changes_the_recommendations(server, data, browser):
+def test_a_click_on_the_page_changes_the_recommendations(browser, server, data):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
