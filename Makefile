@@ -16,6 +16,7 @@ install: $(STAMP)  ## create .venv and install facetrec with its dev tools
 
 demo: $(STAMP)  ## the end-to-end job on synthetic data
 	$(BIN)/facetrec demo
+	@echo "serve it: $(BIN)/facetrec serve --bundle demo-output/bundle   (then open the address it prints)"
 
 test: $(STAMP)  ## lint, then the test suite (real-data tests skip when the datasets are absent)
 	$(BIN)/ruff check .
