@@ -47,6 +47,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "facet-no-time": ("facet", {"time_features": False}),
     "facet-no-events": ("facet", {"event_features": False}),
     "facet-no-signals": ("facet", {"signal_features": False}),
+    "facet-no-reviews": ("facet", {"reviews": False}),
 }
 """Benchmark names -> (registry kind, overrides): the baselines, the model and its ablations."""
 DATASETS = {
