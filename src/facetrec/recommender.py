@@ -54,6 +54,16 @@ class Recommender:
     # ------------------------------------------------------------------ histories
 
     @property
+    def history(self) -> Interactions:
+        """Known users' events, sorted by user then time."""
+        return self._history
+
+    @history.setter
+    def history(self, value: Interactions) -> None:
+        self._history = value
+        self._offsets: np.ndarray | None = None  # per-user row ranges, counted on first use
+
+    @property
     def items(self) -> Vocabulary:
         return self.catalog.items
 
@@ -93,7 +103,9 @@ class Recommender:
             raise UnknownIdError(f"unknown user id {query.user_id!r}; pass their history in the query instead")
         rows = np.zeros(0, np.int64)
         if query.user_id is not None and query.user_id in self.history.users:
-            offsets = self.history.user_offsets()
+            if self._offsets is None:  # counting every event per request was a hot spot in serving
+                self._offsets = self.history.user_offsets()
+            offsets = self._offsets
             u = self.history.users.index(query.user_id)
             rows = np.arange(offsets[u], offsets[u + 1])
         known = self.history.take(rows)
