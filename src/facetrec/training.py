@@ -307,3 +307,16 @@ def _progress(enabled: bool, description: str, epochs: int) -> Iterator[_Bar]:
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         yield _Bar(progress, progress.add_task(description, total=epochs, loss="-", score="-"))
+
+
+def load_flat_weights(module: torch.nn.Module, weights: np.ndarray, owner: str, device: str) -> torch.nn.Module:
+    """``module`` in eval mode on ``device`` with its parameters set from one flat float32 vector
+    (the form models save their weights in), or a ConfigError when the sizes do not match."""
+    expected = sum(p.numel() for p in module.parameters())
+    if weights.shape != (expected,):
+        raise ConfigError(
+            f"{owner}.weights_: holds {weights.size} values but a network with this config and data needs "
+            f"{expected}; the weights and config do not belong together"
+        )
+    torch.nn.utils.vector_to_parameters(torch.from_numpy(np.array(weights, dtype=np.float32)), module.parameters())
+    return module.to(resolve_device(device)).eval()

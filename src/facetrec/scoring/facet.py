@@ -31,7 +31,7 @@ from facetrec.interests.extractor import POOLINGS, MultiInterestEncoder, distinc
 from facetrec.interests.features import EventFeatures
 from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, SequenceModelConfig, training_rows, trim
 from facetrec.scoring.base import Scorer
-from facetrec.training import fit_loop, resolve_device, seed_everything
+from facetrec.training import fit_loop, load_flat_weights, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog, UserState
 
 
@@ -354,14 +354,7 @@ class FacetScorer(Scorer[FacetConfig]):
         if self._net is not None and self._net[0] is self.weights_:
             return self._net[1]
         net = FacetNet([self.content_, self.review_content_], self.id_known_, self.config)
-        expected = sum(p.numel() for p in net.parameters())
-        if self.weights_.shape != (expected,):
-            raise ConfigError(
-                f"{type(self).__name__}.weights_: holds {self.weights_.size} values but this config and content "
-                f"need {expected}; the weights and config do not belong together"
-            )
-        nn.utils.vector_to_parameters(torch.from_numpy(np.array(self.weights_, dtype=np.float32)), net.parameters())
-        net = net.to(resolve_device(self.config.device)).eval()
+        net = load_flat_weights(net, self.weights_, type(self).__name__, self.config.device)
         self._net, self._items = (self.weights_, net), None
         return net
 

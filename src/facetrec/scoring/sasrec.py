@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facetrec.data.split import EvalSet
-from facetrec.errors import ConfigError, DataError
+from facetrec.errors import DataError
 from facetrec.interests.sequences import (
     EVAL_BATCH,
     NextItemValidation,
@@ -31,7 +31,7 @@ from facetrec.interests.sequences import (
 )
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.scoring.base import Scorer
-from facetrec.training import fit_loop, resolve_device, seed_everything
+from facetrec.training import fit_loop, load_flat_weights, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog
 
 
@@ -225,14 +225,7 @@ class SASRecScorer(Scorer[SASRecConfig]):
             return self._net[1]
         cfg = self.config
         model = SASRec(self.n_items_, cfg.max_len, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout)
-        expected = sum(p.numel() for p in model.parameters())
-        if self.weights_.shape != (expected,):
-            raise ConfigError(
-                f"SASRecScorer.weights_: holds {self.weights_.size} values but a SASRec with this config "
-                f"and {self.n_items_} items has {expected}; the weights and config do not belong together"
-            )
-        nn.utils.vector_to_parameters(torch.from_numpy(np.array(self.weights_, dtype=np.float32)), model.parameters())
-        model = model.to(resolve_device(cfg.device)).eval()
+        model = load_flat_weights(model, self.weights_, type(self).__name__, cfg.device)
         self._net = (self.weights_, model)
         return model
 
