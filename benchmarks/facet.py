@@ -42,6 +42,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sasrec-text": ("sasrec-text", {}),
     "facet": ("facet", {}),
     "facet-k1": ("facet", {"interests": 1}),
+    "facet-hard": ("facet", {"routing": "hard"}),
     "facet-no-text": ("facet", {"encoder": "none", "fusion": "mean"}),
     "facet-no-id": ("facet", {"use_id": False}),
     "facet-no-time": ("facet", {"time_features": False}),

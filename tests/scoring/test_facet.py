@@ -11,7 +11,7 @@ from facetrec.evaluation.protocol import EvalConfig, evaluate
 from facetrec.evaluation.recovery import interest_recovery
 from facetrec.fusion.modality import ModalityFusion
 from facetrec.ids import Vocabulary
-from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, route
+from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, interest_log_probs, routed_loss
 from facetrec.scoring.facet import FacetConfig, FacetScorer, SASRecTextScorer
 from facetrec.scoring.popularity import PopularityScorer
 from facetrec.testing import ScorerConformance, small_synthetic
@@ -92,10 +92,38 @@ def test_padding_never_leaks_into_interests():
     torch.testing.assert_close(trimmed, interests, rtol=0, atol=1e-5)
 
 
-def test_routing_trains_the_closest_interest_and_the_penalty_measures_overlap():
+def test_hard_routing_trains_only_the_closest_interest():
+    logits = torch.tensor([[[0.2, 0.9, 0.0], [3.0, -1.0, 0.5]]], requires_grad=True)  # [P=1, K=2, C=3]
+    loss = routed_loss(logits, torch.zeros(1, 2), torch.tensor([1]), "hard")
+    expected = torch.nn.functional.cross_entropy(logits[0, :1], torch.tensor([1]))
+    assert float(loss.detach()) == pytest.approx(float(expected))
+    loss.backward()
+    assert torch.equal(logits.grad[0, 1], torch.zeros(3))  # interest 1 scores the target lower: untouched
+
+
+def test_soft_routing_is_the_mixture_likelihood():
+    logits = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 1.0, -1.0]]], requires_grad=True)
+    weights = torch.tensor([[0.25, 0.75]])
+    loss = routed_loss(logits, weights.log(), torch.tensor([1]), "soft")
+    p = logits.detach().softmax(-1)[0, :, 1]  # each interest's probability of the target
+    assert float(loss.detach()) == pytest.approx(-np.log(float(0.25 * p[0] + 0.75 * p[1])), rel=1e-6)
+    loss.backward()
+    # Each interest learns in proportion to its posterior responsibility for the target.
+    responsibility = weights[0] * p / (weights[0] * p).sum()
+    pull = -logits.grad[0, :, 1] / (1 - logits.detach().softmax(-1)[0, :, 1])
+    torch.testing.assert_close(pull, responsibility)
+    # Scores: logsumexp of the terms is the mixture's log-probability for every item.
+    terms = interest_log_probs(logits.detach(), weights.log(), "soft")
+    mixture = (weights[0, :, None] * logits.detach().softmax(-1)[0]).sum(0).log()
+    torch.testing.assert_close(terms.logsumexp(1)[0], mixture)
+    # With one interest it is the plain softmax cross-entropy.
+    single = routed_loss(logits[:, :1], torch.zeros(1, 1), torch.tensor([1]), "soft")
+    expected = torch.nn.functional.cross_entropy(logits[0, :1], torch.tensor([1]))
+    assert float(single) == pytest.approx(float(expected))
+
+
+def test_distinctness_penalty_measures_overlap():
     interests = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
-    chosen = route(interests, torch.tensor([[0.2, 0.9], [3.0, -1.0]]))
-    torch.testing.assert_close(chosen, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
     assert float(distinctness_penalty(interests)) == pytest.approx(0.0)
     same = torch.tensor([[[1.0, 1.0], [2.0, 2.0]]])
     assert float(distinctness_penalty(same)) == pytest.approx(1.0)
@@ -135,10 +163,11 @@ def test_learned_interests_recover_planted_ones(synthetic, trained):
     assert max(s.k for s in states) > 1
     recovered = interest_recovery(states, trained.item_vectors(), syn.item_topic, syn.user_topics)
     # Small scale (120 users, 25 epochs): the benchmark checks the 80 % goal at full size.
-    assert np.nanmean(recovered) >= 0.6, np.nanmean(recovered)
+    assert np.nanmean(recovered) >= 0.55, np.nanmean(recovered)
     # A collapsed model (every interest the same) recovers at most one topic per user.
     collapsed = [type(s)(s.interests[:1], [1.0], s.history_idx, s.attention[:1]) for s in states]
-    assert np.nanmean(interest_recovery(collapsed, trained.item_vectors(), syn.item_topic, syn.user_topics)) < 0.6
+    single = np.nanmean(interest_recovery(collapsed, trained.item_vectors(), syn.item_topic, syn.user_topics))
+    assert single < 0.5 and np.nanmean(recovered) - single >= 0.1, (np.nanmean(recovered), single)
 
 
 def test_user_states_explain_from_real_history(synthetic, trained):

@@ -24,6 +24,7 @@ from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.types import Event
 
 POOLINGS = ("hybrid", "attention", "last")
+ROUTINGS = ("soft", "hard")
 
 
 class MultiInterestEncoder(nn.Module):
@@ -56,6 +57,7 @@ class MultiInterestEncoder(nn.Module):
         self.heads = interests - 1 if pooling == "hybrid" else interests if pooling == "attention" else 0
         if self.heads:
             self.pool = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, self.heads))
+        self.gate = nn.Linear(hidden, interests) if interests > 1 else None
         self.apply(init_weights)
 
     def states(self, item_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -110,12 +112,42 @@ class MultiInterestEncoder(nn.Module):
             return pooled, attention
         return torch.cat([recent[0], pooled], dim), torch.cat([recent[1], attention], 1)
 
+    def log_weights(self, states: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """log pi: how likely each interest is to produce the next item, read from the state at each
+        position ([batch, width, K], or [batch, K] with ``last_only``); zeros when K = 1."""
+        states = states[:, -1] if last_only else states
+        if self.gate is None:
+            return states.new_zeros(*states.shape[:-1], 1)
+        return torch.log_softmax(self.gate(states), -1)
 
-def route(interests: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Target-aware routing: for each row, the interest [P, K, hidden] closest to its target
-    item vector [P, hidden] (hard argmax, as in ComiRec); only that interest is trained on it."""
-    choice = torch.einsum("pkh,ph->pk", interests, targets).argmax(-1)
-    return interests[torch.arange(len(interests), device=interests.device), choice]
+
+def interest_log_probs(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
+    """Per-interest terms whose max ("hard") or logsumexp ("soft") over K is an item's score.
+
+    ``logits`` [..., K, C] are interest-item dot products, ``log_weights`` [..., K] the gate.
+    Soft: log pi_k + log softmax_k, so that logsumexp over K is the log-likelihood of a mixture
+    of K softmaxes (each interest normalised over the catalogue, weighted by the gate). Hard: the
+    raw dot products, as in ComiRec, where an item scores by its single best interest.
+    """
+    if routing == "hard":
+        return logits
+    return log_weights.unsqueeze(-1) + torch.log_softmax(logits, -1)
+
+
+def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.Tensor, routing: str) -> torch.Tensor:
+    """Next-item loss with target-aware routing over logits [P, K, C] and target columns [P].
+
+    Hard: only the interest whose dot product with the target is highest is trained on it (a
+    cross-entropy for that interest alone). Soft: the mixture's negative log-likelihood, whose
+    gradient reaches each interest in proportion to its posterior responsibility for the target.
+    """
+    rows = torch.arange(len(target), device=target.device)
+    if routing == "hard":
+        choice = logits[rows, :, target].argmax(-1)
+        return nn.functional.cross_entropy(logits[rows, choice], target)
+    # The target's log-probability under each interest, without a second [P, K, C] tensor.
+    terms = log_weights + logits[rows, :, target] - torch.logsumexp(logits, -1)  # [P, K]
+    return -torch.logsumexp(terms, -1).mean()
 
 
 def distinctness_penalty(interests: torch.Tensor) -> torch.Tensor:

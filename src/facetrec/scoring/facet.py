@@ -4,10 +4,11 @@ Items are represented by the :class:`~facetrec.fusion.items.ItemTower` (frozen t
 through a mixture-of-experts adapter, fused with an ID embedding for items seen in training);
 users by the :class:`~facetrec.interests.extractor.MultiInterestEncoder` (a causal Transformer
 with time-gap, event and signal inputs, then K attention-pooled interests). Training predicts
-the next item at every position with target-aware routing: only the interest closest to the
-target is trained on it, so interests specialise, and a penalty keeps them apart. The loss is
-a full softmax over the catalogue up to ``full_softmax_max_items`` items and a sampled softmax
-with log-Q correction beyond. An item scores as its best match over the user's interests.
+the next item at every position with target-aware routing: by default as a mixture of K
+softmaxes under a learned gate, where each interest learns from a target in proportion to its
+responsibility for it (so interests specialise) and a penalty keeps them apart. Each softmax
+runs over the whole catalogue up to ``full_softmax_max_items`` items and is sampled with log-Q
+correction beyond. An item scores by its log-probability under the mixture.
 
 ``sasrec-text`` (:class:`SASRecTextScorer`) is the same model with one interest read from the
 last state and no time/event/signal inputs: SASRec+ with fused text + ID item vectors.
@@ -20,14 +21,20 @@ from typing import Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
 from facetrec.fusion.items import ItemTower
 from facetrec.fusion.modality import FUSIONS
-from facetrec.interests.extractor import POOLINGS, MultiInterestEncoder, distinctness_penalty, route
+from facetrec.interests.extractor import (
+    POOLINGS,
+    ROUTINGS,
+    MultiInterestEncoder,
+    distinctness_penalty,
+    interest_log_probs,
+    routed_loss,
+)
 from facetrec.interests.features import EventFeatures
 from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, SequenceModelConfig, training_rows, trim
 from facetrec.scoring.base import Scorer
@@ -46,6 +53,12 @@ class FacetConfig(SequenceModelConfig):
     """What the attention heads average: "states" (the Transformer's contextual states, each a
     next-item prediction) or "items" (the history's raw item vectors). With hybrid pooling,
     "states" measured better on both accuracy and interest recovery (docs/facet.md)."""
+    routing: str = "soft"
+    """How a next item trains and scores the interests. "soft": a mixture of K softmaxes weighted
+    by a learned gate; each interest is trained in proportion to its responsibility for the
+    target and an item scores by the mixture's log-probability. "hard" (ComiRec): only the
+    interest closest to the target is trained and an item scores by its best dot product.
+    docs/facet.md has the measurements."""
     adaptive: bool = True
     """User states drop interests that no recent history item prefers (fewer for focused users)."""
     encoder: str = "minilm"
@@ -90,6 +103,8 @@ class FacetConfig(SequenceModelConfig):
             raise ConfigError(f"{name}.pooling: must be one of {POOLINGS}, got {self.pooling!r}")
         if self.pooling == "last" and self.interests != 1:
             raise ConfigError(f"{name}.interests: pooling 'last' gives one interest; set interests = 1")
+        if self.routing not in ROUTINGS:
+            raise ConfigError(f"{name}.routing: must be one of {ROUTINGS}, got {self.routing!r}")
         if self.interest_values not in ("items", "states"):
             raise ConfigError(f"{name}.interest_values: must be 'items' or 'states', got {self.interest_values!r}")
         if self.fusion not in FUSIONS:
@@ -148,12 +163,14 @@ class FacetNet(nn.Module):
         return self.tower()
 
     def user_interests(self, items: torch.Tensor, batch: dict[str, torch.Tensor], last_only: bool = False):
-        """Interests (and attention) for a batch of windows, given all item vectors [n_items, hidden]."""
+        """(interests, log gate weights, attention) for a batch of windows, given all item vectors
+        [n_items, hidden]; shapes as in :meth:`MultiInterestEncoder.interests`."""
         table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
         vectors = table[batch["items"]]
         states = self.encoder.states(vectors, batch)
         values = vectors if self.values == "items" else states
-        return self.encoder.interests(states, values, batch["items"] == 0, last_only)
+        interests, attention = self.encoder.interests(states, values, batch["items"] == 0, last_only)
+        return interests, self.encoder.log_weights(states, last_only), attention
 
 
 def _to_device(batch: dict[str, np.ndarray], rows, device: torch.device) -> dict[str, torch.Tensor]:
@@ -180,19 +197,20 @@ class _Training:
         target = torch.from_numpy(self.targets[rows][:, trim(torch.from_numpy(self.inputs["items"][rows]))])
         target = target.to(self.device)
         items = self.net.item_vectors()
-        interests, _ = self.net.user_interests(items, batch)
+        interests, log_weights, _ = self.net.user_interests(items, batch)
         real = target > 0
         chosen = interests[real]  # [P, K, hidden]
         wanted = target[real] - 1
-        user = route(chosen, items[wanted].detach())
         if self.sampled:
             negatives = torch.multinomial(self.q, self.cfg.negatives, replacement=True)
-            positive = (user * items[wanted]).sum(-1, keepdim=True) - self.q[wanted].log().unsqueeze(-1)
-            negative = user @ items[negatives].T - self.q[negatives].log()
-            negative = negative.masked_fill(negatives[None, :] == wanted[:, None], -torch.inf)  # accidental hits
-            loss = F.cross_entropy(torch.cat([positive, negative], 1), torch.zeros_like(wanted))
+            positive = torch.einsum("pkh,ph->pk", chosen, items[wanted]) - self.q[wanted].log().unsqueeze(-1)
+            negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
+            hit = (negatives[None, :] == wanted[:, None]).unsqueeze(1)  # accidental hits
+            logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
+            column = torch.zeros_like(wanted)
         else:
-            loss = F.cross_entropy(user @ items.T, wanted)
+            logits, column = torch.einsum("pkh,nh->pkn", chosen, items), wanted
+        loss = routed_loss(logits, log_weights[real], column, self.cfg.routing)
         if self.cfg.distinct_weight and chosen.shape[1] > 1:
             # Only where the prefix holds at least K events can K interests differ at all.
             enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
@@ -227,7 +245,7 @@ class _ValidatedTraining(_Training):
 
 
 class FacetScorer(Scorer[FacetConfig]):
-    """Scores an item by its best match among a user's K interests (see the module docstring).
+    """Scores an item by how well a user's K interests explain it (see the module docstring).
 
     A user without events gets training popularity. Fitted state: ``weights_`` (all network
     parameters as one float32 vector, in the order of a :class:`FacetNet` built from the
@@ -372,7 +390,8 @@ class FacetScorer(Scorer[FacetConfig]):
 
     @torch.no_grad()
     def _interests(self, net: FacetNet, history: Interactions, users: np.ndarray):
-        """Per batch of users: (interests [b, K, hidden], attention [b, K, width], windows)."""
+        """Per batch of users: (interests [b, K, hidden], log gate weights [b, K], attention
+        [b, K, width], windows [b, width], item vectors)."""
         was_training = net.training
         net.eval()
         history = history.sorted()
@@ -384,18 +403,24 @@ class FacetScorer(Scorer[FacetConfig]):
             chunk = users[start : start + EVAL_BATCH]
             windows = features.windows(offsets[chunk], offsets[chunk + 1], self.config.max_len)
             batch = _to_device(windows, slice(None), device)
-            interests, attention = net.user_interests(items, batch, last_only=True)
-            yield interests, attention, batch["items"], items
+            interests, log_weights, attention = net.user_interests(items, batch, last_only=True)
+            yield interests, log_weights, attention, batch["items"], items
         net.train(was_training)
 
     def _scores(self, net: FacetNet, history: Interactions, users: np.ndarray) -> torch.Tensor:
         out = []
         fallback = torch.from_numpy(self.popularity_)
-        for interests, _, windows, items in self._interests(net, history, users):
-            best = torch.einsum("bkh,nh->bkn", interests, items).amax(1)
+        for interests, log_weights, _, windows, items in self._interests(net, history, users):
+            terms = self._terms(interests, log_weights, items)
+            best = terms.amax(1) if self.config.routing == "hard" else terms.logsumexp(1)
             empty = (windows[:, -1] == 0)[:, None]
             out.append(torch.where(empty, fallback.to(best.device), best))
         return torch.cat(out) if out else torch.zeros(0, self.n_items_)
+
+    def _terms(self, interests: torch.Tensor, log_weights: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """[b, K, n_items]: each interest's term for each item (reduced over K to a score)."""
+        logits = torch.einsum("...kh,nh->...kn", interests, items)
+        return interest_log_probs(logits, log_weights, self.config.routing)
 
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         return self._scores(self._model(), history, users).cpu().numpy()
@@ -416,17 +441,20 @@ class FacetScorer(Scorer[FacetConfig]):
         self._require_fitted("encode_users")
         users = np.asarray(users, dtype=np.int64)
         states: list[UserState] = []
-        for interests, attention, windows, items in self._interests(self._model(), history, users):
+        for interests, log_weights, attention, windows, items in self._interests(self._model(), history, users):
             for row in range(len(interests)):
                 real = windows[row] > 0
                 if not bool(real.any()):
                     raise DataError(f"user {history.users.id_of(int(users[len(states)]))!r} has no events to encode")
                 idx = windows[row][real] - 1
-                states.append(self._state(interests[row], attention[row][:, real], idx, items))
+                # Which interest explains each history item best, without the gate's prior (which
+                # favours the most recent intent and would hide the others from the state).
+                best = self._terms(interests[row], torch.zeros_like(log_weights[row]), items)[:, idx].argmax(0)
+                states.append(self._state(interests[row], attention[row][:, real], idx, best))
         return states
 
-    def _state(self, interests: torch.Tensor, attention: torch.Tensor, idx: torch.Tensor, items: torch.Tensor):
-        best = (items[idx] @ interests.T).argmax(1)
+    def _state(self, interests: torch.Tensor, attention: torch.Tensor, idx: torch.Tensor, best: torch.Tensor):
+        """``best``: for each history item, the interest whose term for it is highest."""
         counts = torch.bincount(best, minlength=len(interests)).float()
         keep = counts > 0 if self.config.adaptive else torch.ones_like(counts, dtype=torch.bool)
         weights = counts[keep] / counts[keep].sum()
