@@ -119,7 +119,7 @@ def test_soft_routing_is_the_mixture_likelihood():
     # With one interest it is the plain softmax cross-entropy.
     single = routed_loss(logits[:, :1], torch.zeros(1, 1), torch.tensor([1]), "soft")
     expected = torch.nn.functional.cross_entropy(logits.detach()[0, :1], torch.tensor([1]))
-    assert float(single) == pytest.approx(float(expected))
+    assert float(single.detach()) == pytest.approx(float(expected))
 
 
 def test_distinctness_penalty_measures_overlap():
