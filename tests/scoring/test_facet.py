@@ -12,7 +12,9 @@ from facetrec.evaluation.recovery import interest_recovery
 from facetrec.fusion.modality import ModalityFusion
 from facetrec.ids import Vocabulary
 from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, interest_log_probs, routed_loss
-from facetrec.scoring.facet import FacetConfig, FacetScorer, SASRecTextScorer
+from facetrec.interests.features import EventFeatures
+from facetrec.interests.sequences import training_rows
+from facetrec.scoring.facet import FacetConfig, FacetNet, FacetScorer, SASRecTextScorer, _Training
 from facetrec.scoring.popularity import PopularityScorer
 from facetrec.testing import ScorerConformance, small_synthetic
 from facetrec.types import Interactions
@@ -200,6 +202,29 @@ def test_cold_items_are_placed_by_their_content(synthetic):
     assert np.linalg.norm(vectors[0]) > 0  # represented by text alone
     id_only = FacetScorer(**{**TINY, "encoder": "none", "epochs": 1}).fit(train)
     assert np.linalg.norm(id_only.item_vectors()[0]) == 0  # an ID-only model has nothing for it
+
+
+@torch.no_grad()
+def test_items_without_training_events_never_enter_the_softmax(synthetic):
+    # As permanent negatives they would teach the model that unseen content is bad: the very
+    # items cold start has to recommend.
+    _, split = synthetic
+    train = split.train.take(split.train.item_idx != 0).sorted()  # item 0: no training events
+    config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0})
+    counts = np.bincount(train.item_idx, minlength=train.n_items)
+    start, end = training_rows(train.user_offsets(), config.max_len)
+    features = EventFeatures.of(train)
+    inputs = features.windows(start, end, config.max_len)
+    targets = features.windows(start + 1, end + 1, config.max_len)["items"]
+    content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
+    torch.manual_seed(0)
+    net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config).eval()
+    training = _Training(net, inputs, targets, counts, config)
+    before = training._loss(np.arange(20))[0]
+    net.tower.content_0[0] = 50.0  # whatever the unseen item looks like, the loss is the same
+    torch.testing.assert_close(training._loss(np.arange(20))[0], before)
+    net.tower.content_0[1] = 50.0  # a seen item's content does matter
+    assert not torch.isclose(training._loss(np.arange(20))[0], before)
 
 
 def test_sampled_softmax_path_trains(synthetic):

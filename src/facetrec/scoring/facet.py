@@ -88,7 +88,7 @@ class FacetConfig(SequenceModelConfig):
     distinct_weight: float = 0.1
     """Weight of the penalty on the squared cosine between a user's interests."""
     full_softmax_max_items: int = 100_000
-    """Above this catalogue size, train with a sampled softmax (log-Q corrected) instead."""
+    """Above this many items with training events, train with a sampled softmax (log-Q corrected)."""
     negatives: int = 1024
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
 
@@ -181,16 +181,24 @@ def _to_device(batch: dict[str, np.ndarray], rows, device: torch.device) -> dict
 
 
 class _Training:
-    """What the shared loop drives: the network, Adam, the training windows and the loss."""
+    """What the shared loop drives: the network, Adam, the training windows and the loss.
 
-    def __init__(self, net: FacetNet, inputs: dict, targets: np.ndarray, popularity: np.ndarray, cfg: FacetConfig):
+    Only items with training events enter the softmax. An item without any would only ever be
+    a negative, and the model would learn that content it has not seen is bad: exactly the
+    items cold start is about (they score by their content alone at inference).
+    """
+
+    def __init__(self, net: FacetNet, inputs: dict, targets: np.ndarray, counts: np.ndarray, cfg: FacetConfig):
         self.net, self.cfg = net, cfg
         self.device = next(net.parameters()).device
         self.inputs, self.targets = inputs, targets
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
-        self.sampled = len(popularity) > cfg.full_softmax_max_items
-        q = torch.from_numpy(popularity.astype(np.float64) + 1.0)  # add-one: every item can be a negative
-        self.q = (q / q.sum()).float().to(self.device)
+        self.seen = torch.from_numpy(np.flatnonzero(counts > 0)).to(self.device)
+        self.column = torch.full((len(counts),), -1, dtype=torch.long, device=self.device)
+        self.column[self.seen] = torch.arange(len(self.seen), device=self.device)  # item -> softmax column
+        self.sampled = len(self.seen) > cfg.full_softmax_max_items
+        q = torch.from_numpy(counts.astype(np.float64))
+        self.q = (q / q.sum()).float().to(self.device)  # negatives by training popularity
 
     def _loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         batch = _to_device(self.inputs, rows, self.device)
@@ -209,7 +217,7 @@ class _Training:
             logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
             column = torch.zeros_like(wanted)
         else:
-            logits, column = torch.einsum("pkh,nh->pkn", chosen, items), wanted
+            logits, column = torch.einsum("pkh,nh->pkn", chosen, items[self.seen]), self.column[wanted]
         loss = routed_loss(logits, log_weights[real], column, self.cfg.routing)
         if self.cfg.distinct_weight and chosen.shape[1] > 1:
             # Only where the prefix holds at least K events can K interests differ at all.
