@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrec.content.encoders import TextEncoder
+from facetrec.content.base import TextEncoder
 from facetrec.content.reviews import ReviewWeighting, review_embeddings, review_weights, user_review_profiles
 from facetrec.content.store import EmbeddingStore
 from facetrec.errors import ConfigError, DataError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrec.content.encoders import TextEncoder
+from facetrec.content.base import TextEncoder
 from facetrec.content.store import EmbeddingStore, embed_items, encode_cached, text_keys
 from facetrec.errors import DataError
 from facetrec.ids import Vocabulary

@@ -3,8 +3,8 @@
 Two encoders share one contract (:class:`TextEncoder`): :class:`SentenceTransformerEncoder` runs
 any sentence-transformers model exactly as the library would, and :class:`HFEncoder` pools the
 hidden states of a plain Hugging Face encoder or decoder (BGE, E5, Qwen-class models). Either can
-run on torch or, on CPUs, on an exported ONNX graph with optional int8 weights (onnx_backend.py).
-Texts are batched by length so padding is small, and the input order is restored. ``encoder_id``
+run on torch or, on CPUs, on an exported ONNX graph with optional int8 weights (onnx_backend.py);
+batching, order, norms and progress are the base class's (base.py). ``encoder_id``
 names the model (with a content fingerprint), pooling, maximum length and backend, so vectors
 from different encoders are never mixed in a cache or an :class:`~facetrec.types.ItemEmbeddings`.
 Finding a model's files (local path, bundled MiniLM, Hub name) is models.py's job.
@@ -16,21 +16,19 @@ import hashlib
 import inspect
 import json
 import re
-import sys
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from abc import abstractmethod
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facetrec.content.base import TextEncoder
 from facetrec.content.models import DEFAULT_MODEL, bundled_minilm, model_fingerprint, model_name, resolve_model
 from facetrec.content.onnx_backend import (
     INT8_RECIPE,
     OnnxTextModel,
-    available_cores,
     default_cache_dir,
     ensure_bundle,
 )
@@ -39,113 +37,6 @@ from facetrec.errors import ConfigError, DataError
 POOLINGS = ("mean", "last", "cls")
 BACKENDS = ("torch", "onnx")
 _EXAMPLE = ["a short example", "a somewhat longer example text, used only to trace the model for export"]
-Progress = bool | Callable[[int], None]
-
-
-class TextEncoder(ABC):
-    """Base class: subclasses encode one batch; this class owns batching, order, norms and progress."""
-
-    normalize: bool = True
-    threads: int | None = None
-
-    @property
-    @abstractmethod
-    def encoder_id(self) -> str:
-        """Model, pooling, maximum length and backend: equal ids promise interchangeable vectors."""
-
-    @property
-    @abstractmethod
-    def dim(self) -> int:
-        """Length of each vector."""
-
-    @abstractmethod
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        """Raw (not yet normalised) float32 vectors for one batch of similar-length texts."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.encoder_id!r})"
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress = False) -> np.ndarray:
-        """Vectors (float32 [n, dim]) for ``texts``, row i for text i.
-
-        ``progress`` shows a progress bar with items/s when True, or is called with the number of
-        texts finished after each batch (so a caller can drive one bar over several calls).
-        """
-        texts = check_texts(texts)
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
-        out = np.empty((len(texts), self.dim), np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first: peak memory shows early
-        with _torch_threads(self.threads or available_cores()), progress_bar(len(texts), progress) as advance:
-            for start in range(0, len(texts), batch_size):
-                rows = order[start : start + batch_size]
-                out[rows] = self._encode_batch([texts[i] for i in rows])
-                advance(len(rows))
-        return l2_normalize(out) if self.normalize else out
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list, or a DataError naming the first value that is not a str."""
-    if isinstance(texts, str):
-        raise DataError("texts: expected a sequence of str, got a single str; wrap it in a list")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise DataError(f"texts[{i}]: expected str, got {type(text).__name__}; use '' for a missing text")
-    return texts
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (as torch's ``normalize``: a zero row stays zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Let torch use ``n`` threads while encoding, then restore the caller's setting (if torch is in use)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
-def progress_bar(total: int, progress: Progress, description: str = "encoding") -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``: a rich bar with items/s, the caller's callback, or a no-op."""
-    if callable(progress):
-        yield progress
-        return
-    if not progress or total == 0:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Speed(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} items/s" if speed else "- items/s", style="progress.data.speed")
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Speed())
-    with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def pool(hidden: Any, mask: Any, mode: str) -> Any:

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from facetrec.component import Component
-from facetrec.content.encoders import TextEncoder
+from facetrec.content.base import TextEncoder
 from facetrec.errors import ConfigError, DataError, DataWarning
 from facetrec.ids import Vocabulary
 from facetrec.types import ItemEmbeddings

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from facetrec.content.encoders import Progress, TextEncoder, l2_normalize
+from facetrec.content.base import Progress, TextEncoder, l2_normalize
 from facetrec.content.sentiment import SentimentModel, review_sentiment, sentiment_weights
 from facetrec.content.store import EmbeddingStore, encode_cached
 from facetrec.content.text import clean_text

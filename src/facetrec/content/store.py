@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetrec.content.encoders import Progress, TextEncoder, check_texts, progress_bar
+from facetrec.content.base import Progress, TextEncoder, check_texts, progress_bar
 from facetrec.errors import DataError
 from facetrec.ids import Vocabulary
 from facetrec.types import ItemEmbeddings
