@@ -200,8 +200,28 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if ratios:
                 metrics["ndcg@10_ratio_to_best_baseline"] = float(np.mean(ratios))
                 metrics["paired_p_max"] = float(np.max(pvalues))
+                metrics["paired_p_pooled"] = _pooled_pvalue(group, runs, dataset)
         rows.append({"dataset": dataset, "part": part, "model": model, "metrics": metrics})
     return rows
+
+
+def _pooled_pvalue(group: list[dict[str, Any]], runs: list[dict[str, Any]], dataset: str) -> float:
+    """Paired t-test over users of each user's NDCG@10 averaged over the seeds both sides ran,
+    against the baseline with the best mean: more power than any one seed (the users and their
+    targets are the same under every seed of a leave-one-out split)."""
+    from scipy.stats import ttest_rel
+
+    seeds = {r["seed"] for r in group}
+    per_model: dict[str, list[list[float]]] = {}
+    for r in runs:
+        if key(r)[:2] == (dataset, "loo") and r["model"] in BASELINES and r["seed"] in seeds:
+            per_model.setdefault(r["model"], []).append(r["per_user_ndcg@10"])
+    complete = {m: np.mean(v, 0) for m, v in per_model.items() if len(v) == len(seeds)}
+    if not complete:
+        return float("nan")
+    best = max(complete.values(), key=np.mean)
+    ours = np.mean([r["per_user_ndcg@10"] for r in group], 0)
+    return float(ttest_rel(ours, best).pvalue)
 
 
 def main() -> None:
