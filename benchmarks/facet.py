@@ -129,7 +129,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
             subset = cold_targets(test, counts, cold=cold)
             if len(subset.targets):
                 summary = evaluate(scorer, subset, config).summary
-                out.update({f"{label}_{k}": v for k, v in summary.items()})
+                out.update({f"{label}_{k}": v for k, v in summary.items()}, **{f"{label}_targets": len(subset.targets)})
     else:
         from facetrec.evaluation.recovery import interest_recovery
 
