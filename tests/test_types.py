@@ -118,3 +118,15 @@ def test_user_state_validation():
         UserState(np.ones(3), [1.0], [], np.ones((1, 0)))
     with pytest.raises(DataError, match="NaN"):
         UserState(np.full((1, 3), np.nan), [1.0], [], np.ones((1, 0)))
+    with pytest.raises(DataError, match="offsets"):
+        UserState(np.eye(2, 3), [0.5, 0.5], [], np.ones((2, 0)), offsets=[0.0])
+    with pytest.raises(DataError, match="offsets: must be finite"):
+        UserState(np.eye(2, 3), [0.5, 0.5], [], np.ones((2, 0)), offsets=[0.0, -np.inf])
+
+
+def test_user_state_interest_scores():
+    dots = np.array([[2.0, -1.0], [0.5, 1.0]])
+    weighted = UserState(np.eye(2, 3), [0.25, 0.75], [], np.ones((2, 0)))
+    np.testing.assert_allclose(weighted.interest_scores(dots), [[0.5, -0.25], [0.375, 0.75]])
+    shifted = UserState(np.eye(2, 3), [0.25, 0.75], [], np.ones((2, 0)), offsets=[-1.0, 2.0])
+    np.testing.assert_allclose(shifted.interest_scores(dots), [[1.0, -2.0], [2.5, 3.0]])

@@ -255,13 +255,17 @@ class UserState:
     under interest j is their dot product); ``weights`` [k] are non-negative and sum to 1;
     ``history_idx`` are the item indices the state was built from, oldest first, and
     ``attention`` [k, len(history_idx)] says how much each of them shaped each interest (rows
-    sum to 1), which is what explanations and interest labels are made from.
+    sum to 1), which is what explanations and interest labels are made from. ``offsets`` [k],
+    when the model has them, make an item's score under interest j ``dot + offsets[j]`` (the
+    facet model: the interest's log gate weight minus its log normaliser over the catalogue),
+    so that retrieval ranks by the model's own score; without them it is ``weights[j] * dot``.
     """
 
     interests: np.ndarray
     weights: np.ndarray
     history_idx: np.ndarray
     attention: np.ndarray
+    offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -282,10 +286,21 @@ class UserState:
             raise DataError("UserState: interests or weights contain NaN or infinite values")
         if (self.weights < 0).any() or not np.isclose(self.weights.sum(), 1.0, atol=1e-4):
             raise DataError(f"UserState.weights: must be >= 0 and sum to 1, got {self.weights.tolist()}")
+        if self.offsets is not None:
+            put(self, "offsets", _array("UserState.offsets", self.offsets, np.float32, k))
+            if not np.isfinite(self.offsets).all():
+                raise DataError(f"UserState.offsets: must be finite, got {self.offsets.tolist()}")
 
     @property
     def k(self) -> int:
         return self.interests.shape[0]
+
+    def interest_scores(self, dots: np.ndarray) -> np.ndarray:
+        """Per-interest scores [k, m] from the dot products [k, m] of the interests with m items."""
+        dots = np.asarray(dots, dtype=np.float64)
+        if self.offsets is not None:
+            return dots + self.offsets[:, None]
+        return self.weights[:, None].astype(np.float64) * dots
 
 
 @dataclass(frozen=True)

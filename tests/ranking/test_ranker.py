@@ -17,12 +17,26 @@ def random_state(rng, k, d, history=()):
 
 def test_merge_keeps_the_best_weighted_score_and_its_interest():
     idx = np.array([[5, 7, 9], [7, 5, -1]])
-    scores = np.array([[1.0, 0.5, 0.2], [2.0, 0.1, -np.inf]])
-    items, best, interest = merge_candidates(idx, scores, np.array([0.6, 0.4]))
+    dots = np.array([[1.0, 0.5, 0.2], [2.0, 0.1, -np.inf]])
+    state = UserState(np.eye(2, 3), [0.6, 0.4], np.zeros(0, np.int32), np.zeros((2, 0)))
+    items, best, interest = merge_candidates(idx, state.interest_scores(dots))
     # item 7: 0.6 * 0.5 = 0.3 vs 0.4 * 2.0 = 0.8 -> interest 1; item 5: 0.6 vs 0.04 -> interest 0
     assert items.tolist() == [7, 5, 9]
     np.testing.assert_allclose(best, [0.8, 0.6, 0.12])
     assert interest.tolist() == [1, 0, 0]
+
+
+def test_offsets_make_retrieval_rank_by_the_models_own_score():
+    vectors = np.array([[1.0, 0.0], [0.9, 0.0], [0.0, 1.0], [0.0, 0.8]], np.float32)
+    plain = UserState(np.eye(2), [0.9, 0.1], np.zeros(0, np.int32), np.zeros((2, 0)))
+    # Interest 1 has little weight, but the model says its items are the likelier ones.
+    shifted = UserState(np.eye(2), [0.9, 0.1], np.zeros(0, np.int32), np.zeros((2, 0)), offsets=[-1.5, -1.0])
+    ranker = Ranker(candidates=4).fit(vectors)
+    assert ranker.rank(plain, 4).idx.tolist() == [0, 1, 2, 3]  # 0.9 * dot: interest 0's items first
+    out = ranker.rank(shifted, 4)  # dot + offset: 2 -> 0.0, 3 -> -0.2, 0 -> -0.5, 1 -> -0.6
+    assert out.idx.tolist() == [2, 3, 0, 1]
+    np.testing.assert_allclose(out.scores, [0.0, -0.2, -0.5, -0.6], atol=1e-6)
+    assert out.fields["interest"].tolist() == [1, 1, 0, 0]
 
 
 def test_relevance_ranking_is_the_exact_top_n_of_the_best_weighted_score():

@@ -182,6 +182,21 @@ def test_user_states_explain_from_real_history(synthetic, trained):
     np.testing.assert_allclose(state.attention.sum(1), 1, rtol=1e-5)
 
 
+@pytest.mark.parametrize("routing", ["soft", "hard"])
+def test_user_state_offsets_reproduce_the_models_scores(synthetic, routing):
+    # Retrieval ranks by dot + offset per interest; over all K interests that is the model's score.
+    syn, split = synthetic
+    scorer = FacetScorer(**{**TINY, "adaptive": False, "routing": routing}).fit(split.train, syn.dataset.catalog)
+    users = np.array([0, 5])
+    items = scorer.item_vectors().astype(np.float64)
+    for user, state in zip(users, scorer.encode_users(split.train, users), strict=True):
+        terms = state.interest_scores(state.interests @ items.T)
+        combined = np.logaddexp.reduce(terms, axis=0) if routing == "soft" else terms.max(0)
+        np.testing.assert_allclose(combined, scorer.score(split.train, np.array([user]))[0], rtol=1e-4, atol=1e-4)
+    if routing == "hard":
+        np.testing.assert_allclose(state.offsets, 0.0, atol=1e-5)
+
+
 def test_new_and_empty_histories(synthetic, trained):
     _, split = synthetic
     items = split.train.items

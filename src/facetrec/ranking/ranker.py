@@ -4,8 +4,9 @@
 
 1. **filter**: one boolean mask over the catalogue (history, blocked items, business rules);
 2. **retrieve**: each interest vector fetches its ``candidates`` best allowed items from faiss;
-3. **merge**: an item found by several interests keeps its best weighted score
-   ``weights[j] * dot(interest_j, item)`` and that interest; the pool re-ranked is the
+3. **merge**: an item found by several interests keeps its best score under any of them
+   (``dot + offsets[j]`` for a model that gives offsets, else ``weights[j] * dot``) and that
+   interest; the pool re-ranked is the
    ``candidates`` best merged items plus each interest's own top ``n`` (so every interest can
    fill a list on its own);
 4. **boost**: optional freshness and trending boosts, scaled by the pool's score range;
@@ -167,7 +168,7 @@ class Ranker(Component[RankConfig]):
             return self._empty()
         fetch = min(max(self.config.candidates, n), n_allowed)
         scores, ids = self.index_.search(state.interests, fetch, None if n_allowed == self.n_items else allowed)
-        items, best, interest = merge_candidates(ids, scores, state.weights)
+        items, best, interest = merge_candidates(ids, state.interest_scores(scores))
         in_pool = np.arange(len(items)) < self.config.candidates
         in_pool |= (items[:, None] == ids[:, :n].ravel()[None, :]).any(axis=1)
         pool = self._pool(items[in_pool], best[in_pool], interest[in_pool], state.weights, history, now)
@@ -189,9 +190,9 @@ class Ranker(Component[RankConfig]):
 
         ``scores`` must be finite, or -inf for items never to return. ``history_idx`` (or
         ``state.history_idx``) is excluded and is the basis of calibration and explanations.
-        With ``state``, each item's interest is the one with the best weighted score
-        ``weights[j] * dot(interest_j, item)`` (for quotas and explanations); without it every
-        item serves one interest, 0.
+        With ``state``, each item's interest is the one under which it scores best
+        (``UserState.interest_scores``; for quotas and explanations); without it every item
+        serves one interest, 0.
         """
         self._require_fitted("rank_scores")
         n = self._check_n(n)
@@ -217,7 +218,7 @@ class Ranker(Component[RankConfig]):
         if not idx.size:
             return self._empty()
         if state is not None:
-            weighted = state.weights[:, None] * (state.interests @ self.item_vectors_[idx].T)
+            weighted = state.interest_scores(state.interests @ self.item_vectors_[idx].T)
             interest = np.argmax(weighted, axis=0).astype(np.int32)
             weights = state.weights
             attention = state.attention if history_idx is None else None

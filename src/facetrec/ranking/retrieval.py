@@ -5,8 +5,9 @@ Exact search (``IndexFlatIP``) is the default; approximate indexes (IVF, HNSW) a
 catalogues where a full scan per request is too slow. Filters reach faiss as a bitmap selector,
 so a request never needs to over-fetch to survive them.
 
-:func:`merge_candidates` keeps, for an item retrieved by several interests, its best *weighted*
-score ``weights[j] * score_j`` and the interest ``j`` that gave it. :class:`CandidatePool` is
+:func:`merge_candidates` keeps, for an item retrieved by several interests, its best score under
+any of them (the state's per-interest score, see ``UserState.interest_scores``) and the interest
+``j`` that gave it. :class:`CandidatePool` is
 what every re-ranker reads.
 """
 
@@ -123,18 +124,16 @@ class VectorIndex:
         return faiss.SearchParameters(**extra)
 
 
-def merge_candidates(
-    idx: np.ndarray, scores: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge per-interest result lists into one: (items, weighted scores, interest), best first.
+def merge_candidates(idx: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge per-interest result lists into one: (items, best scores, interest), best first.
 
-    ``idx`` and ``scores`` are [k, m] (row j: interest j's results; idx -1 = empty slot),
-    ``weights`` [k]. An item found by several interests keeps its best weighted score
-    ``weights[j] * scores[j, .]`` and that ``j`` (ties: the lower interest index).
+    ``idx`` and ``scores`` are [k, m] (row j: interest j's results and their scores under
+    interest j; idx -1 = empty slot). An item found by several interests keeps its best score
+    and that ``j`` (ties: the lower interest index).
     """
     idx = np.asarray(idx)
     k, m = idx.shape
-    weighted = (np.asarray(weights, dtype=np.float64)[:, None] * scores).ravel()
+    weighted = np.asarray(scores, dtype=np.float64).ravel()
     interest = np.repeat(np.arange(k, dtype=np.int32), m)
     flat = idx.ravel()
     keep = flat >= 0

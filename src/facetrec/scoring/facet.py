@@ -458,11 +458,21 @@ class FacetScorer(Scorer[FacetConfig]):
                 # Which interest explains each history item best, without the gate's prior (which
                 # favours the most recent intent and would hide the others from the state).
                 best = self._terms(interests[row], torch.zeros_like(log_weights[row]), items)[:, idx].argmax(0)
-                states.append(self._state(interests[row], attention[row][:, real], idx, best))
+                offsets = self._terms(interests[row], log_weights[row], items)[:, 0] - interests[row] @ items[0]
+                states.append(self._state(interests[row], attention[row][:, real], idx, best, offsets))
         return states
 
-    def _state(self, interests: torch.Tensor, attention: torch.Tensor, idx: torch.Tensor, best: torch.Tensor):
-        """``best``: for each history item, the interest whose term for it is highest."""
+    def _state(
+        self,
+        interests: torch.Tensor,
+        attention: torch.Tensor,
+        idx: torch.Tensor,
+        best: torch.Tensor,
+        offsets: torch.Tensor,
+    ) -> UserState:
+        """``best``: for each history item, the interest whose term for it is highest; ``offsets``:
+        each interest's term minus its dot product (log gate weight - log normaliser for soft
+        routing, 0 for hard), so that retrieval can rank by the model's own per-interest terms."""
         counts = torch.bincount(best, minlength=len(interests)).float()
         keep = counts > 0 if self.config.adaptive else torch.ones_like(counts, dtype=torch.bool)
         weights = counts[keep] / counts[keep].sum()
@@ -473,6 +483,7 @@ class FacetScorer(Scorer[FacetConfig]):
             weights.cpu().numpy(),
             idx.cpu().numpy().astype(np.int32),
             attention.cpu().numpy(),
+            offsets[keep].cpu().numpy(),
         )
 
 
