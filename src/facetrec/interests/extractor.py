@@ -121,17 +121,22 @@ class MultiInterestEncoder(nn.Module):
         return torch.log_softmax(self.gate(states), -1)
 
 
-def interest_log_probs(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
-    """Per-interest terms whose max ("hard") or logsumexp ("soft") over K is an item's score.
+def interest_offsets(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
+    """[..., K]: what each interest adds to its dot products ``logits`` [..., K, C] to give its terms.
 
-    ``logits`` [..., K, C] are interest-item dot products, ``log_weights`` [..., K] the gate.
-    Soft: log pi_k + log softmax_k, so that logsumexp over K is the log-likelihood of a mixture
-    of K softmaxes (each interest normalised over the catalogue, weighted by the gate). Hard: the
-    raw dot products, as in ComiRec, where an item scores by its single best interest.
+    Soft: log pi_k - log Z_k (the gate's weight and the interest's softmax normaliser over the C
+    columns), so that logsumexp over K of the terms is the log-likelihood of a mixture of K
+    softmaxes. Hard: 0, the raw dot products, as in ComiRec, where an item scores by its single
+    best interest.
     """
     if routing == "hard":
-        return logits
-    return log_weights.unsqueeze(-1) + torch.log_softmax(logits, -1)
+        return torch.zeros_like(log_weights)
+    return log_weights - torch.logsumexp(logits, -1)
+
+
+def interest_log_probs(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
+    """Per-interest terms [..., K, C] whose max ("hard") or logsumexp ("soft") over K is an item's score."""
+    return logits + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
 
 
 def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.Tensor, routing: str) -> torch.Tensor:
@@ -145,8 +150,8 @@ def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.T
     if routing == "hard":
         choice = logits[rows, :, target].argmax(-1)
         return nn.functional.cross_entropy(logits[rows, choice], target)
-    # The target's log-probability under each interest, without a second [P, K, C] tensor.
-    terms = log_weights + logits[rows, :, target] - torch.logsumexp(logits, -1)  # [P, K]
+    # The target's term under each interest, without a second [P, K, C] tensor.
+    terms = logits[rows, :, target] + interest_offsets(logits, log_weights, routing)  # [P, K]
     return -torch.logsumexp(terms, -1).mean()
 
 

@@ -33,6 +33,7 @@ from facetrec.interests.extractor import (
     MultiInterestEncoder,
     distinctness_penalty,
     interest_log_probs,
+    interest_offsets,
     routed_loss,
 )
 from facetrec.interests.features import EventFeatures
@@ -455,10 +456,12 @@ class FacetScorer(Scorer[FacetConfig]):
                 if not bool(real.any()):
                     raise DataError(f"user {history.users.id_of(int(users[len(states)]))!r} has no events to encode")
                 idx = windows[row][real] - 1
+                dots = interests[row] @ items.T
+                offsets = interest_offsets(dots, log_weights[row], self.config.routing)
                 # Which interest explains each history item best, without the gate's prior (which
                 # favours the most recent intent and would hide the others from the state).
-                best = self._terms(interests[row], torch.zeros_like(log_weights[row]), items)[:, idx].argmax(0)
-                offsets = self._terms(interests[row], log_weights[row], items)[:, 0] - interests[row] @ items[0]
+                prior = log_weights[row] if self.config.routing == "soft" else 0.0
+                best = (dots[:, idx] + (offsets - prior)[:, None]).argmax(0)
                 states.append(self._state(interests[row], attention[row][:, real], idx, best, offsets))
         return states
 
@@ -470,9 +473,9 @@ class FacetScorer(Scorer[FacetConfig]):
         best: torch.Tensor,
         offsets: torch.Tensor,
     ) -> UserState:
-        """``best``: for each history item, the interest whose term for it is highest; ``offsets``:
-        each interest's term minus its dot product (log gate weight - log normaliser for soft
-        routing, 0 for hard), so that retrieval can rank by the model's own per-interest terms."""
+        """``best``: for each history item, the interest that explains it best; ``offsets``: what
+        each interest adds to its dot products (see ``interest_offsets``), so that retrieval can
+        rank by the model's own per-interest terms."""
         counts = torch.bincount(best, minlength=len(interests)).float()
         keep = counts > 0 if self.config.adaptive else torch.ones_like(counts, dtype=torch.bool)
         weights = counts[keep] / counts[keep].sum()
