@@ -65,6 +65,8 @@ def test_config_validation_names_the_field():
         FacetConfig(fusion="concat")
     with pytest.raises(ConfigError, match="use_id = true"):
         FacetConfig(encoder="none", use_id=False)
+    with pytest.raises(ConfigError, match="full_softmax_max_items"):
+        FacetConfig(full_softmax_max_items=-1)
     assert SASRecTextScorer().config.interests == 1 and SASRecTextScorer().config.pooling == "last"
 
 

@@ -89,7 +89,9 @@ class FacetConfig(SequenceModelConfig):
     distinct_weight: float = 0.1
     """Weight of the penalty on the squared cosine between a user's interests."""
     full_softmax_max_items: int = 100_000
-    """Above this many items with training events, train with a sampled softmax (log-Q corrected)."""
+    """Above this many items with training events, train with a sampled softmax (log-Q corrected).
+    K full softmaxes cost K times one: on CPU, lower this for catalogues of 10k+ items (0: always
+    sampled)."""
     negatives: int = 1024
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
 
@@ -114,6 +116,9 @@ class FacetConfig(SequenceModelConfig):
             raise ConfigError(f"{name}: with encoder 'none' the model needs use_id = true (it has nothing else)")
         if not 0 <= self.id_dropout < 1:
             raise ConfigError(f"{name}.id_dropout: must be in [0, 1), got {self.id_dropout}")
+        limit = self.full_softmax_max_items
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ConfigError(f"{name}.full_softmax_max_items: must be an integer >= 0, got {limit!r}")
         if not self.distinct_weight >= 0:
             raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
 
