@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "facet": ("facet", {}),
     "facet-k1": ("facet", {"interests": 1}),
     "facet-sampled": ("facet", {"full_softmax_max_items": 0}),
+    "facet-future": ("facet", {"future_window": 20}),
     "facet-hard": ("facet", {"routing": "hard"}),
     "facet-no-text": ("facet", {"encoder": "none", "fusion": "mean"}),
     "facet-no-id": ("facet", {"use_id": False}),

@@ -13,7 +13,7 @@ from facetrec.fusion.modality import ModalityFusion
 from facetrec.ids import Vocabulary
 from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, interest_log_probs, routed_loss
 from facetrec.interests.features import EventFeatures
-from facetrec.interests.sequences import training_rows
+from facetrec.interests.sequences import future_targets, training_rows
 from facetrec.scoring.facet import FacetConfig, FacetNet, FacetScorer, SASRecTextScorer, _Training
 from facetrec.scoring.popularity import PopularityScorer
 from facetrec.testing import ScorerConformance, small_synthetic
@@ -242,6 +242,40 @@ def test_items_without_training_events_never_enter_the_softmax(synthetic):
     torch.testing.assert_close(training._loss(np.arange(20))[0], before)
     net.tower.content_0[1] = 50.0  # a seen item's content does matter
     assert not torch.isclose(training._loss(np.arange(20))[0], before)
+
+
+def test_future_targets_are_later_events_of_the_same_row():
+    targets = torch.tensor([[0, 0, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
+    assert torch.equal(future_targets(targets, 1), targets)  # window 1: the next event itself
+    torch.manual_seed(0)
+    drawn = torch.stack([future_targets(targets, 3) for _ in range(200)])  # [draws, batch, width]
+    real = targets > 0
+    assert (drawn[:, real] > 0).all()  # a real target's draw is never padding
+    for row, col in zip(*np.nonzero(real.numpy()), strict=True):
+        allowed = set(targets[row, col : col + 3].tolist())  # this column and the next two
+        assert set(drawn[:, row, col].tolist()) == allowed  # each reachable, nothing else
+
+
+@torch.no_grad()
+def test_future_loss_is_added_with_its_weight(synthetic):
+    _, split = synthetic
+    train = split.train.sorted()
+    counts = np.bincount(train.item_idx, minlength=train.n_items)
+
+    def loss(**overrides: Any) -> torch.Tensor:
+        config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0, **overrides})
+        start, end = training_rows(train.user_offsets(), config.max_len)
+        features = EventFeatures.of(train)
+        inputs = features.windows(start, end, config.max_len)
+        targets = features.windows(start + 1, end + 1, config.max_len)["items"]
+        torch.manual_seed(0)
+        content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
+        net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config).eval()
+        return _Training(net, inputs, targets, counts, config)._loss(np.arange(20))[0]
+
+    next_only = loss()
+    torch.testing.assert_close(loss(future_window=5, future_weight=0.0), next_only)
+    assert loss(future_window=5, future_weight=1.0) > next_only + 1.0  # plus a second NLL over many items
 
 
 def test_sampled_softmax_path_trains(synthetic):

@@ -109,6 +109,17 @@ def training_rows(offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
     return start, end - 1
 
 
+def future_targets(targets: torch.Tensor, window: int) -> torch.Tensor:
+    """For each column of left-padded target rows [batch, width], the target of a column drawn
+    uniformly from it and the ``window - 1`` after it, stopping at the row's last column: one
+    event among the next ``window`` instead of the next one. Right alignment keeps every drawn
+    column of a real target real."""
+    width = targets.shape[1]
+    ahead = torch.randint(0, window, targets.shape, device=targets.device)
+    column = (torch.arange(width, device=targets.device) + ahead).clamp_max(width - 1)
+    return targets.gather(1, column)
+
+
 def trim(seq: torch.Tensor) -> slice:
     """The columns of a left-padded batch that hold at least one item (saves attention work)."""
     width = int((seq > 0).sum(1).max())

@@ -37,7 +37,14 @@ from facetrec.interests.extractor import (
     routed_loss,
 )
 from facetrec.interests.features import EventFeatures
-from facetrec.interests.sequences import EVAL_BATCH, NextItemValidation, SequenceModelConfig, training_rows, trim
+from facetrec.interests.sequences import (
+    EVAL_BATCH,
+    NextItemValidation,
+    SequenceModelConfig,
+    future_targets,
+    training_rows,
+    trim,
+)
 from facetrec.scoring.base import Scorer
 from facetrec.training import fit_loop, load_flat_weights, resolve_device, seed_everything
 from facetrec.types import Interactions, ItemCatalog, UserState
@@ -94,11 +101,16 @@ class FacetConfig(SequenceModelConfig):
     sampled)."""
     negatives: int = 1024
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
+    future_window: int = 1
+    """Above 1, each position also learns to predict one event drawn uniformly from the next
+    ``future_window`` (a longer-horizon target, which other interests than the current one explain)."""
+    future_weight: float = 1.0
+    """Weight of that longer-horizon loss next to the next-item loss."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
-        for field in ("interests", "experts", "negatives"):
+        for field in ("interests", "experts", "negatives", "future_window"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
@@ -214,17 +226,25 @@ class _Training:
         interests, log_weights, _ = self.net.user_interests(items, batch)
         real = target > 0
         chosen = interests[real]  # [P, K, hidden]
-        wanted = target[real] - 1
+        wanted = [target[real] - 1]
+        if self.cfg.future_window > 1:
+            wanted.append(future_targets(target, self.cfg.future_window)[real] - 1)
         if self.sampled:
             negatives = torch.multinomial(self.q, self.cfg.negatives, replacement=True)
-            positive = torch.einsum("pkh,ph->pk", chosen, items[wanted]) - self.q[wanted].log().unsqueeze(-1)
             negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
-            hit = (negatives[None, :] == wanted[:, None]).unsqueeze(1)  # accidental hits
-            logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
-            column = torch.zeros_like(wanted)
+
+            def sampled(want: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                positive = torch.einsum("pkh,ph->pk", chosen, items[want]) - self.q[want].log().unsqueeze(-1)
+                hit = (negatives[None, :] == want[:, None]).unsqueeze(1)  # accidental hits
+                logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
+                return logits, torch.zeros_like(want)
+
+            pairs = [sampled(want) for want in wanted]
         else:
-            logits, column = torch.einsum("pkh,nh->pkn", chosen, items[self.seen]), self.column[wanted]
-        loss = routed_loss(logits, log_weights[real], column, self.cfg.routing)
+            logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
+            pairs = [(logits, self.column[want]) for want in wanted]
+        losses = [routed_loss(logits, log_weights[real], column, self.cfg.routing) for logits, column in pairs]
+        loss = losses[0] + self.cfg.future_weight * sum(losses[1:])
         if self.cfg.distinct_weight and chosen.shape[1] > 1:
             # Only where the prefix holds at least K events can K interests differ at all.
             enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
