@@ -67,6 +67,10 @@ def test_config_validation_names_the_field():
         FacetConfig(encoder="none", use_id=False)
     with pytest.raises(ConfigError, match="full_softmax_max_items"):
         FacetConfig(full_softmax_max_items=-1)
+    with pytest.raises(ConfigError, match="future_window"):
+        FacetConfig(future_window=0)
+    with pytest.raises(ConfigError, match="future_weight"):
+        FacetConfig(future_weight=float("nan"))
     assert SASRecTextScorer().config.interests == 1 and SASRecTextScorer().config.pooling == "last"
 
 

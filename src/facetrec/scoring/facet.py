@@ -103,7 +103,8 @@ class FacetConfig(SequenceModelConfig):
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
     future_window: int = 1
     """Above 1, each position also learns to predict one event drawn uniformly from the next
-    ``future_window`` (a longer-horizon target, which other interests than the current one explain)."""
+    ``future_window`` (a longer-horizon target, which other interests than the current one explain;
+    docs/facet.md has the measurements)."""
     future_weight: float = 1.0
     """Weight of that longer-horizon loss next to the next-item loss."""
 
@@ -131,6 +132,8 @@ class FacetConfig(SequenceModelConfig):
         limit = self.full_softmax_max_items
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ConfigError(f"{name}.full_softmax_max_items: must be an integer >= 0, got {limit!r}")
+        if not self.future_weight >= 0:
+            raise ConfigError(f"{name}.future_weight: must be >= 0, got {self.future_weight}")
         if not self.distinct_weight >= 0:
             raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
 
