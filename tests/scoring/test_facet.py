@@ -248,6 +248,16 @@ def test_items_without_training_events_never_enter_the_softmax(synthetic):
     assert not torch.isclose(training._loss(np.arange(20))[0], before)
 
 
+@pytest.mark.parametrize("routing", ["soft", "hard"])
+def test_routed_loss_over_several_targets_is_one_loss_per_target(routing):
+    torch.manual_seed(0)
+    logits, log_weights = torch.randn(6, 3, 9), torch.log_softmax(torch.randn(6, 3), -1)
+    targets = torch.randint(0, 9, (6, 2))
+    both = routed_loss(logits, log_weights, targets, routing)
+    separately = [routed_loss(logits, log_weights, targets[:, t], routing) for t in range(2)]
+    torch.testing.assert_close(both, torch.stack(separately))
+
+
 def test_future_targets_are_later_events_of_the_same_row():
     targets = torch.tensor([[0, 0, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
     assert torch.equal(future_targets(targets, 1), targets)  # window 1: the next event itself

@@ -145,14 +145,22 @@ def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.T
     Hard: only the interest whose dot product with the target is highest is trained on it (a
     cross-entropy for that interest alone). Soft: the mixture's negative log-likelihood, whose
     gradient reaches each interest in proportion to its posterior responsibility for the target.
+    With ``target`` [P, T] (T targets per row sharing these logits) it returns one mean loss per
+    target column [T], computing the soft normalisers once.
     """
-    rows = torch.arange(len(target), device=target.device)
+    columns = target.unsqueeze(-1) if target.dim() == 1 else target
+    picked = logits.gather(2, columns.unsqueeze(1).expand(-1, logits.shape[1], -1))  # [P, K, T]
     if routing == "hard":
-        choice = logits[rows, :, target].argmax(-1)
-        return nn.functional.cross_entropy(logits[rows, choice], target)
-    # The target's term under each interest, without a second [P, K, C] tensor.
-    terms = logits[rows, :, target] + interest_offsets(logits, log_weights, routing)  # [P, K]
-    return -torch.logsumexp(terms, -1).mean()
+        rows = torch.arange(len(columns), device=columns.device)
+        choice = picked.argmax(1)  # [P, T]
+        losses = [
+            nn.functional.cross_entropy(logits[rows, choice[:, t]], columns[:, t]) for t in range(columns.shape[1])
+        ]
+        loss = torch.stack(losses)
+    else:  # the targets' terms under each interest, without a second [P, K, C] tensor
+        terms = picked + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
+        loss = -torch.logsumexp(terms, 1).mean(0)
+    return loss if target.dim() == 2 else loss[0]
 
 
 def distinctness_penalty(interests: torch.Tensor) -> torch.Tensor:

@@ -236,18 +236,18 @@ class _Training:
             negatives = torch.multinomial(self.q, self.cfg.negatives, replacement=True)
             negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
 
-            def sampled(want: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            def sampled(want: torch.Tensor) -> torch.Tensor:
                 positive = torch.einsum("pkh,ph->pk", chosen, items[want]) - self.q[want].log().unsqueeze(-1)
                 hit = (negatives[None, :] == want[:, None]).unsqueeze(1)  # accidental hits
                 logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
-                return logits, torch.zeros_like(want)
+                return routed_loss(logits, log_weights[real], torch.zeros_like(want), self.cfg.routing)
 
-            pairs = [sampled(want) for want in wanted]
-        else:
+            losses = torch.stack([sampled(want) for want in wanted])
+        else:  # every target shares one full softmax
             logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
-            pairs = [(logits, self.column[want]) for want in wanted]
-        losses = [routed_loss(logits, log_weights[real], column, self.cfg.routing) for logits, column in pairs]
-        loss = losses[0] + self.cfg.future_weight * sum(losses[1:])
+            columns = torch.stack([self.column[want] for want in wanted], 1)
+            losses = routed_loss(logits, log_weights[real], columns, self.cfg.routing)
+        loss = losses[0] + self.cfg.future_weight * losses[1:].sum()
         if self.cfg.distinct_weight and chosen.shape[1] > 1:
             # Only where the prefix holds at least K events can K interests differ at all.
             enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
