@@ -32,7 +32,7 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/rerank_latency.py
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k --parts loo --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts loo --models sasrec,sasrec-text,facet,facet-k1 --seeds 0,1,2
-	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-latest-small --parts loo --models sasrec,facet-sampled,sasrec-text --seeds 0,1,2
+	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-latest-small --parts loo --models sasrec,facet-sampled,sasrec-text,sasrec-text-sampled --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts loo --models facet-hard,facet-no-text,facet-no-id,facet-no-time,facet-no-events,facet-no-signals,facet-no-reviews
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts cold --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k,synthetic --parts multi --models sasrec-text,facet,facet-k1,facet-future

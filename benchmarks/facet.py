@@ -42,6 +42,7 @@ RUNS = RESULTS / "facet_runs.jsonl"
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "sasrec": ("sasrec", {}),
     "sasrec-text": ("sasrec-text", {}),
+    "sasrec-text-sampled": ("sasrec-text", {"full_softmax_max_items": 0}),
     "facet": ("facet", {}),
     "facet-k1": ("facet", {"interests": 1}),
     "facet-sampled": ("facet", {"full_softmax_max_items": 0}),
@@ -61,6 +62,8 @@ DATASETS = {
     "amazon-magazines": ("amazon-2018", "amazon-reviews-2018-small", {"category": "Magazine_Subscriptions"}),
 }
 BASELINES = ("sasrec", "sasrec-text")
+SAME_OBJECTIVE = {"facet-sampled": "sasrec-text-sampled"}
+"""Facet variants also compared with the single-interest model trained with the same softmax."""
 
 
 def data_root() -> Path:
@@ -202,21 +205,26 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if ratios:
                 metrics["ndcg@10_ratio_to_best_baseline"] = float(np.mean(ratios))
                 metrics["paired_p_max"] = float(np.max(pvalues))
-                metrics["paired_p_pooled"] = _pooled_pvalue(group, runs, dataset)
+                metrics["paired_p_pooled"] = _pooled_pvalue(group, runs, dataset, BASELINES)
+            if model in SAME_OBJECTIVE:
+                twin = SAME_OBJECTIVE[model]
+                metrics[f"paired_p_pooled_vs_{twin}"] = _pooled_pvalue(group, runs, dataset, (twin,))
         rows.append({"dataset": dataset, "part": part, "model": model, "metrics": metrics})
     return rows
 
 
-def _pooled_pvalue(group: list[dict[str, Any]], runs: list[dict[str, Any]], dataset: str) -> float:
+def _pooled_pvalue(
+    group: list[dict[str, Any]], runs: list[dict[str, Any]], dataset: str, rivals: tuple[str, ...]
+) -> float:
     """Paired t-test over users of each user's NDCG@10 averaged over the seeds both sides ran,
-    against the baseline with the best mean: more power than any one seed (the users and their
+    against the one of ``rivals`` with the best mean: more power than any one seed (the users and their
     targets are the same under every seed of a leave-one-out split)."""
     from scipy.stats import ttest_rel
 
     seeds = {r["seed"] for r in group}
     per_model: dict[str, list[list[float]]] = {}
     for r in runs:
-        if key(r)[:2] == (dataset, "loo") and r["model"] in BASELINES and r["seed"] in seeds:
+        if key(r)[:2] == (dataset, "loo") and r["model"] in rivals and r["seed"] in seeds:
             per_model.setdefault(r["model"], []).append(r["per_user_ndcg@10"])
     complete = {m: np.mean(v, 0) for m, v in per_model.items() if len(v) == len(seeds)}
     if not complete:
