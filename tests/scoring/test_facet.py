@@ -225,13 +225,10 @@ def test_cold_items_are_placed_by_their_content(synthetic):
     assert np.linalg.norm(id_only.item_vectors()[0]) == 0  # an ID-only model has nothing for it
 
 
-@torch.no_grad()
-def test_items_without_training_events_never_enter_the_softmax(synthetic):
-    # As permanent negatives they would teach the model that unseen content is bad: the very
-    # items cold start has to recommend.
-    _, split = synthetic
-    train = split.train.take(split.train.item_idx != 0).sorted()  # item 0: no training events
-    config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0})
+def _dropout_free_training(train: Interactions, **overrides: Any) -> _Training:
+    """The training loop's loss on a tiny network without dropout (random content vectors)."""
+    train = train.sorted()
+    config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0, **overrides})
     counts = np.bincount(train.item_idx, minlength=train.n_items)
     start, end = training_rows(train.user_offsets(), config.max_len)
     features = EventFeatures.of(train)
@@ -240,11 +237,19 @@ def test_items_without_training_events_never_enter_the_softmax(synthetic):
     content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
     torch.manual_seed(0)
     net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config).eval()
-    training = _Training(net, inputs, targets, counts, config)
+    return _Training(net, inputs, targets, counts, config)
+
+
+@torch.no_grad()
+def test_items_without_training_events_never_enter_the_softmax(synthetic):
+    # As permanent negatives they would teach the model that unseen content is bad: the very
+    # items cold start has to recommend.
+    _, split = synthetic
+    training = _dropout_free_training(split.train.take(split.train.item_idx != 0))  # item 0: no training events
     before = training._loss(np.arange(20))[0]
-    net.tower.content_0[0] = 50.0  # whatever the unseen item looks like, the loss is the same
+    training.net.tower.content_0[0] = 50.0  # whatever the unseen item looks like, the loss is the same
     torch.testing.assert_close(training._loss(np.arange(20))[0], before)
-    net.tower.content_0[1] = 50.0  # a seen item's content does matter
+    training.net.tower.content_0[1] = 50.0  # a seen item's content does matter
     assert not torch.isclose(training._loss(np.arange(20))[0], before)
 
 
@@ -273,19 +278,9 @@ def test_future_targets_are_later_events_of_the_same_row():
 @torch.no_grad()
 def test_future_loss_is_added_with_its_weight(synthetic):
     _, split = synthetic
-    train = split.train.sorted()
-    counts = np.bincount(train.item_idx, minlength=train.n_items)
 
     def loss(**overrides: Any) -> torch.Tensor:
-        config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0, **overrides})
-        start, end = training_rows(train.user_offsets(), config.max_len)
-        features = EventFeatures.of(train)
-        inputs = features.windows(start, end, config.max_len)
-        targets = features.windows(start + 1, end + 1, config.max_len)["items"]
-        torch.manual_seed(0)
-        content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
-        net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config).eval()
-        return _Training(net, inputs, targets, counts, config)._loss(np.arange(20))[0]
+        return _dropout_free_training(split.train, **overrides)._loss(np.arange(20))[0]
 
     next_only = loss()
     torch.testing.assert_close(loss(future_window=5, future_weight=0.0), next_only)
