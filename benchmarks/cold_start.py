@@ -41,8 +41,9 @@ from facetrec.content.text import TEMPLATES
 from facetrec.data.dataset import Dataset
 from facetrec.data.filters import first_occurrences
 from facetrec.data.sources import load_source
-from facetrec.data.split import EvalSet, make_split
+from facetrec.data.split import make_split
 from facetrec.data.synthetic import SynthConfig, generate
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.evaluation.protocol import EvalConfig, cold_targets, evaluate
 from facetrec.scoring.registry import make_scorer
 from facetrec.types import Interactions

@@ -237,7 +237,7 @@ def fit_recommender(
     """Train ``kind`` on all of ``dataset`` for serving: each user's last event is held out only to
     stop training early, and every event stays in the known histories."""
     from facetrec.data.filters import first_occurrences
-    from facetrec.data.split import EvalSet
+    from facetrec.evaluation.evalset import EvalSet
     from facetrec.scoring.registry import make_scorer
 
     data = (first_occurrences(dataset.interactions) if first_only else dataset.interactions).sorted()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from facetrec.data.split import EvalSet, leave_one_out
+from facetrec.data.split import leave_one_out
 from facetrec.errors import DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.evaluation.protocol import (
     EvalConfig,
     ItemSide,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.evaluation.protocol import evaluate_clicks, evaluate_ratings
 from facetrec.ids import Vocabulary
 from facetrec.scoring.bias import BiasScorer

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from facetrec.data.split import EvalSet, leave_one_out
+from facetrec.data.split import leave_one_out
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.ids import Vocabulary
 from facetrec.interests.sequences import ndcg_at_10 as _ndcg_at_10
 from facetrec.scoring.popularity import PopularityScorer

@@ -13,21 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from facetrec.errors import DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.types import Interactions
 
 PROTOCOLS = ("loo", "temporal", "ratio", "multi-target")
-
-
-@dataclass(frozen=True, eq=False)
-class EvalSet:
-    """Held-out ``targets`` and the ``history`` (strictly not later in time) that predicts them."""
-
-    history: Interactions
-    targets: Interactions
-
-    @property
-    def n_users(self) -> int:
-        return len(np.unique(self.targets.user_idx))
 
 
 @dataclass(frozen=True, eq=False)

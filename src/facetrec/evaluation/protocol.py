@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import DataError
 from facetrec.evaluation import metrics as m
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer
 from facetrec.types import Interactions, ItemCatalog
 

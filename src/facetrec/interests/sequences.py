@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.training import TrainConfig
 
 EVAL_BATCH = 256

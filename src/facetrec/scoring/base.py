@@ -14,8 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from facetrec.component import Component
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.types import Interactions, ItemCatalog
 
 C = TypeVar("C")

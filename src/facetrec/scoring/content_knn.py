@@ -26,8 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from facetrec.content.text import TEMPLATES, item_texts
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer, history_matrix
 from facetrec.types import Interactions, ItemCatalog, ItemEmbeddings
 

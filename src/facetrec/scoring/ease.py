@@ -13,8 +13,8 @@ from typing import Self
 
 import numpy as np
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer, check_feedback, history_matrix
 from facetrec.types import Interactions, ItemCatalog
 

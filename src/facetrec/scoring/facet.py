@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.fusion.items import ItemTower
 from facetrec.fusion.modality import FUSIONS
 from facetrec.interests.extractor import (

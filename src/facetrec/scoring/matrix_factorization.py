@@ -20,8 +20,8 @@ from typing import Any, Self
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer, check_feedback, history_matrix
 from facetrec.types import Interactions, ItemCatalog
 

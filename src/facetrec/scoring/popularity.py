@@ -11,8 +11,8 @@ from typing import Self
 
 import numpy as np
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import ConfigError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer
 from facetrec.types import Interactions, ItemCatalog
 

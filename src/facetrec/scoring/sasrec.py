@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facetrec.data.split import EvalSet
 from facetrec.errors import DataError
+from facetrec.evaluation.evalset import EvalSet
 from facetrec.interests.sequences import (
     EVAL_BATCH,
     NextItemValidation,
