@@ -380,16 +380,16 @@ def time_to_reach(scores: Sequence[float], elapsed: Sequence[float], target: flo
 def timed_fit(scorer: Any, split: Any, catalog: Any = None) -> tuple[list[float], list[float], str]:
     """Fit ``scorer`` on ``split``; the elapsed wall and CPU seconds at the end of each epoch.
 
-    The times come from wrapping ``validate`` of what the model hands the shared training loop
-    (facetrec.training.fit_loop), measured from the start of ``fit``; a model that does not use
+    The times come from wrapping the ``validate`` callable the model hands the shared training
+    loop (facetrec.training.fit_loop), measured from the start of ``fit``; a model that does not use
     the loop gets ``fit_seconds_ / epochs`` per epoch, and the second value says which.
     """
     import facetrec.training as training
 
     original, marks = training.fit_loop, []
 
-    def fit_loop(trainable: Any, config: Any, **kwargs: Any) -> Any:
-        validate = getattr(trainable, "validate", None)
+    def fit_loop(model: Any, config: Any, **kwargs: Any) -> Any:
+        validate = kwargs.get("validate")
         if validate is not None:
 
             def timed_validate() -> float:
@@ -397,8 +397,8 @@ def timed_fit(scorer: Any, split: Any, catalog: Any = None) -> tuple[list[float]
                 marks.append((time.perf_counter(), time.process_time()))
                 return score
 
-            trainable.validate = timed_validate
-        return original(trainable, config, **kwargs)
+            kwargs["validate"] = timed_validate
+        return original(model, config, **kwargs)
 
     patched = [m for m in list(sys.modules.values()) if getattr(m, "fit_loop", None) is original]
     for module in patched:

@@ -62,6 +62,24 @@ def test_a_position_reads_only_itself_and_earlier_items():
         assert not torch.allclose(out[0, t + 1], base[0, t + 1])
 
 
+def test_loss_is_the_full_softmax_cross_entropy_at_real_targets():
+    model = network()
+    batch = {"items": torch.tensor([[0, 3, 4], [5, 6, 7]]), "target": torch.tensor([[0, 4, 9], [6, 7, 1]])}
+    states = model(batch["items"])
+    # Position (0, 0) has no target; the five others predict items 4, 9, 6, 7, 1 (0-based 3, 8, 5, 6, 0).
+    picked = states[torch.tensor([0, 0, 1, 1, 1]), torch.tensor([1, 2, 0, 1, 2])]
+    expected = torch.nn.functional.cross_entropy(model.logits(picked), torch.tensor([3, 8, 5, 6, 0]))
+    torch.testing.assert_close(model.loss(batch), expected)
+
+
+def test_bf16_training_on_cpu_gives_finite_losses():
+    data = small_synthetic().dataset.interactions
+    bf16 = SASRecScorer(**{**TINY, "device": "cpu", "precision": "bf16"}).fit(data)
+    fp32 = SASRecScorer(**{**TINY, "device": "cpu"}).fit(data)
+    assert np.isfinite(bf16.losses_).all() and not np.array_equal(bf16.losses_, fp32.losses_)
+    np.testing.assert_allclose(bf16.losses_, fp32.losses_, rtol=0.05)
+
+
 def test_ndcg_helper_matches_hand_computed_values():
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4]])
     seen = torch.tensor([[True, False, False, False], [False, False, False, False]])
@@ -134,6 +152,8 @@ def test_needs_at_least_one_pair_of_events():
         ({"lr": 0.0}, "lr"),
         ({"epochs": 0}, "epochs"),
         ({"device": "tpu"}, "device"),
+        ({"precision": "fp8"}, "precision"),
+        ({"device": "cpu", "precision": "fp16"}, "precision: 'fp16' needs a CUDA device"),
     ],
 )
 def test_bad_config_names_the_field(overrides: dict[str, Any], field: str):

@@ -1,4 +1,5 @@
-"""Behaviour sequences as fixed-width tensors, and the next-item validation both sequence models use.
+"""Behaviour sequences as fixed-width tensors, the training rows the shared loop batches, and
+the next-item validation both sequence models use.
 
 Sequences are left-padded and right-aligned: the last column is always the most recent event,
 and column values are shifted by one so that 0 means padding. A history longer than the width
@@ -8,7 +9,7 @@ is cut into several training rows, so every (event, next event) pair is trained 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +48,13 @@ class SequenceModelConfig:
     seed: int = 0
     """Seeds weight initialisation, batch order and any training-time sampling."""
     device: str = "auto"
-    """"auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"."""
+    """"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N" or "mps"."""
     checkpoint_dir: str | None = None
     """Checkpoint every epoch here and resume from it (None: no checkpoints)."""
     progress: bool = True
-    """Show a progress bar while training."""
+    """Report training progress on stderr (a bar on a terminal, else a line per epoch)."""
+    precision: str = "fp32"
+    """"fp32"; "bf16" (mixed precision on CPU or CUDA); "fp16" (mixed precision, CUDA only)."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -76,6 +79,9 @@ class SequenceModelConfig:
             device=self.device,
             checkpoint_dir=self.checkpoint_dir,
             progress=self.progress,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            precision=self.precision,
         )
 
 
@@ -109,21 +115,39 @@ def training_rows(offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
     return start, end - 1
 
 
-def future_targets(targets: torch.Tensor, window: int) -> torch.Tensor:
-    """For each column of left-padded target rows [batch, width], the target of a column drawn
-    uniformly from it and the ``window - 1`` after it, stopping at the row's last column: one
-    event among the next ``window`` instead of the next one. Right alignment keeps every drawn
-    column of a real target real."""
-    width = targets.shape[1]
-    ahead = torch.randint(0, window, targets.shape, device=targets.device)
-    column = (torch.arange(width, device=targets.device) + ahead).clamp_max(width - 1)
-    return targets.gather(1, column)
-
-
 def trim(seq: torch.Tensor) -> slice:
     """The columns of a left-padded batch that hold at least one item (saves attention work)."""
     width = int((seq > 0).sum(1).max())
     return slice(seq.shape[1] - max(width, 1), None)
+
+
+def trimmed(windows: Mapping[str, np.ndarray], rows: np.ndarray | slice) -> dict[str, torch.Tensor]:
+    """Rows of right-aligned windows (``windows["items"]`` and anything aligned with it) as
+    tensors, cut to the columns where some row has an event."""
+    cols = trim(torch.from_numpy(windows["items"][rows]))
+    return {k: torch.from_numpy(v[rows][:, cols]) for k, v in windows.items()}
+
+
+class TrainingWindows:
+    """A next-item model's training rows, as the shared loop batches them (a ``Batches``).
+
+    ``windows`` holds ``items`` [rows, width] (and any per-event inputs aligned with it) and
+    ``target``, the events one later; :func:`training_rows` says which events each row reads.
+    """
+
+    def __init__(self, windows: Mapping[str, np.ndarray]) -> None:
+        self.windows = dict(windows)
+
+    def __len__(self) -> int:
+        return len(self.windows["target"])
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        return trimmed(self.windows, rows.numpy())
+
+    @staticmethod
+    def weight(batch: Mapping[str, torch.Tensor]) -> int:
+        """Predictions in a batch: the positions with a real target, which its loss averages over."""
+        return int((batch["target"] > 0).sum())
 
 
 def ndcg_at_10(scores: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -147,22 +171,21 @@ class NextItemValidation:
     ``valid.history``; it is called in batches of :data:`EVAL_BATCH`.
     """
 
-    def __init__(self, valid: EvalSet, device: torch.device) -> None:
+    def __init__(self, valid: EvalSet) -> None:
         self.history = valid.history.sorted()
         self.users = np.unique(valid.targets.user_idx)
         self.seen = self.history.matrix("ones")[self.users].tocsr()
         self.rows = np.searchsorted(self.users, valid.targets.user_idx)
         self.items = valid.targets.item_idx.astype(np.int64)
-        self.device = device
 
     def __call__(self, score_users: Callable[[object, np.ndarray], torch.Tensor]) -> float:
         total = 0.0
         for start in range(0, len(self.users), EVAL_BATCH):
             stop = start + EVAL_BATCH
             scores = score_users(self.history, self.users[start:stop])
-            seen = torch.from_numpy(self.seen[start:stop].toarray() > 0).to(self.device)
+            seen = torch.from_numpy(self.seen[start:stop].toarray() > 0).to(scores.device)
             mine = (self.rows >= start) & (self.rows < stop)
-            rows = torch.from_numpy(self.rows[mine] - start).to(self.device)
-            items = torch.from_numpy(self.items[mine]).to(self.device)
+            rows = torch.from_numpy(self.rows[mine] - start).to(scores.device)
+            items = torch.from_numpy(self.items[mine]).to(scores.device)
             total += float(ndcg_at_10(scores, seen, rows, items).sum())
         return total / max(len(self.rows), 1)

@@ -25,13 +25,14 @@ from facetrec.interests.sequences import (
     EVAL_BATCH,
     NextItemValidation,
     SequenceModelConfig,
+    TrainingWindows,
     training_rows,
     trim,
     windows,
 )
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
-from facetrec.scoring.base import Scorer
-from facetrec.training import fit_loop, load_flat_weights, resolve_device, seed_everything
+from facetrec.scoring.base import Capabilities, Scorer
+from facetrec.training import fit_loop, load_flat_weights, seed_everything
 from facetrec.types import Interactions, ItemCatalog
 
 
@@ -77,12 +78,25 @@ class SASRec(nn.Module):
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         return states @ self.item.weight[1:].T
 
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy over the whole catalogue (the "+" of SASRec+) at every position of
+        ``batch["items"]`` whose ``batch["target"]`` (the next item, 0 = none) is real."""
+        target = batch["target"]
+        real = target > 0
+        return F.cross_entropy(self.logits(self(batch["items"])[real]), target[real] - 1)
+
 
 def _training_sequences(items: np.ndarray, offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and next-item targets [rows, width] that use every (item, next item) pair once."""
     start, end = training_rows(offsets, width)
     # The input at column c is the event just before the target at column c.
     return windows(items, start, end, width), windows(items, start + 1, end + 1, width)
+
+
+def _last_windows(history: Interactions, users: np.ndarray, width: int) -> np.ndarray:
+    """Each user's last ``width`` items [len(users), width] from a sorted ``history``."""
+    offsets = history.user_offsets()
+    return windows(history.item_idx, offsets[users], offsets[users + 1], width)
 
 
 @torch.no_grad()
@@ -100,67 +114,6 @@ def _next_item_scores(model: SASRec, seq: np.ndarray, popularity: np.ndarray) ->
     return torch.cat(out)
 
 
-# --------------------------------------------------------------------------- training
-
-
-class _Training:
-    """What the shared loop drives: the model, Adam and the padded training sequences."""
-
-    def __init__(self, model: SASRec, inputs: np.ndarray, targets: np.ndarray, config: SASRecConfig) -> None:
-        self.model, self.batch_size = model, config.batch_size
-        self.device = next(model.parameters()).device
-        self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
-
-    def train_epoch(self, epoch: int) -> float:
-        self.model.train()
-        total, count = 0.0, 0
-        for rows in torch.randperm(len(self.inputs)).split(self.batch_size):
-            batch, target = self.inputs[rows], self.targets[rows]
-            cols = trim(batch)
-            seq, target = batch[:, cols].to(self.device, torch.long), target[:, cols].to(self.device, torch.long)
-            real = target > 0
-            # Loss at every real position, over the whole catalogue (the "+" of SASRec+).
-            loss = F.cross_entropy(self.model.logits(self.model(seq)[real]), target[real] - 1)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            n = int(real.sum())
-            total, count = total + loss.item() * n, count + n
-        return total / count
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
-
-
-class _ValidatedTraining(_Training):
-    """Adds ``validate``: full-ranking NDCG@10 on a validation set, for early stopping."""
-
-    def __init__(
-        self,
-        model: SASRec,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        config: SASRecConfig,
-        valid: EvalSet,
-        popularity: np.ndarray,
-    ) -> None:
-        super().__init__(model, inputs, targets, config)
-        self.popularity, self.max_len = popularity, config.max_len
-        self.validation = NextItemValidation(valid, self.device)
-
-    def _scores(self, history: Interactions, users: np.ndarray) -> torch.Tensor:
-        offsets = history.user_offsets()
-        seq = windows(history.item_idx, offsets[users], offsets[users + 1], self.max_len)
-        return _next_item_scores(self.model, seq, self.popularity)
-
-    def validate(self) -> float:
-        return self.validation(self._scores)
-
-
 # --------------------------------------------------------------------------- the scorer
 
 
@@ -173,6 +126,7 @@ class SASRecScorer(Scorer[SASRecConfig]):
     """
 
     config_class = SASRecConfig
+    capabilities = Capabilities(needs=frozenset({"ids", "time", "events"}))
 
     weights_: np.ndarray
     popularity_: np.ndarray
@@ -199,14 +153,20 @@ class SASRecScorer(Scorer[SASRecConfig]):
             raise DataError("SASRecScorer.fit: no user has 2 or more events; a next-item model needs pairs")
         counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float32)
         popularity = counts / max(1.0, float(counts.max()))
-        device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        model = SASRec(train.n_items, cfg.max_len, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout).to(device)
-        if valid is None:
-            loop = _Training(model, inputs, targets, cfg)
-        else:
-            loop = _ValidatedTraining(model, inputs, targets, cfg, valid, popularity)
-        history = fit_loop(loop, cfg.train_config(), optimizer=loop.optimizer, description="SASRec")
+        model = SASRec(train.n_items, cfg.max_len, cfg.hidden, cfg.layers, cfg.heads, cfg.dropout)
+        validate = None
+        if valid is not None:
+            validation = NextItemValidation(valid)
+
+            def scores(history: Interactions, users: np.ndarray) -> torch.Tensor:
+                return _next_item_scores(model, _last_windows(history, users, cfg.max_len), popularity)
+
+            def validate() -> float:
+                return validation(scores)
+
+        data = TrainingWindows({"items": inputs.astype(np.int64), "target": targets.astype(np.int64)})
+        history = fit_loop(model, cfg.train_config(), data=data, validate=validate, description="SASRec")
         model.eval()
 
         self.popularity_ = popularity
@@ -230,8 +190,5 @@ class SASRecScorer(Scorer[SASRecConfig]):
         return model
 
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
-        model = self._model()
-        history = history.sorted()
-        offsets = history.user_offsets()
-        seq = windows(history.item_idx, offsets[users], offsets[users + 1], self.config.max_len)
-        return _next_item_scores(model, seq, self.popularity_).cpu().numpy()
+        seq = _last_windows(history.sorted(), users, self.config.max_len)
+        return _next_item_scores(self._model(), seq, self.popularity_).cpu().numpy()

@@ -1,0 +1,490 @@
+"""The facet network, top to bottom: item tower, sequence encoder, interests, routing, loss.
+
+```
+item text / reviews (frozen) --MoE adapter--+
+item ID embedding (seen items) -------------+-- fusion --> item vector e_i        ItemTower
+history e_i1..e_iT + position, gap, event, signals --causal Transformer--> states  MultiInterestEncoder
+states --last state + self-attentive heads--> K interests u_k;  --gate--> pi_k     MultiInterestEncoder
+score(item) = log sum_k pi_k softmax_k(u_k . e)  ("soft"), or max_k u_k . e ("hard")
+loss = routed next-item NLL (+ a longer-horizon target) + distinctness penalty      FacetNet.loss
+```
+
+The network knows nothing of text encoders, scorers or config files: :mod:`facetrec.scoring.facet`
+turns item text into the frozen content matrices and a :class:`FacetNetConfig`, hands the
+network and its training rows to the shared loop (:func:`facetrec.training.fit_loop`), and
+scores users with :meth:`FacetNet.forward`. The Transformer block is shared with SASRec+
+(:mod:`facetrec.interests.transformer`); the per-event inputs come from
+:mod:`facetrec.interests.features`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from facetrec.interests.features import GAP_BUCKETS, SIGNALS
+from facetrec.interests.transformer import Block, causal_allowed, init_weights
+from facetrec.types import Event
+
+FUSIONS = ("mean", "gated", "attention")
+POOLINGS = ("hybrid", "attention", "last")
+ROUTINGS = ("soft", "hard")
+
+
+@dataclass(frozen=True)
+class FacetNetConfig:
+    """The network's shape and objective. :class:`facetrec.scoring.facet.FacetConfig` documents
+    and validates each field; this is the part of it the network reads."""
+
+    hidden: int
+    max_len: int
+    layers: int
+    heads: int
+    dropout: float
+    interests: int
+    pooling: str
+    interest_values: str
+    routing: str
+    time_features: bool
+    event_features: bool
+    signal_features: bool
+    use_id: bool
+    id_dropout: float
+    fusion: str
+    experts: int
+    distinct_weight: float
+    full_softmax_max_items: int
+    negatives: int
+    future_window: int
+    future_weight: float
+
+
+# --------------------------------------------------------------------------- item tower
+
+
+class MoEAdapter(nn.Module):
+    """Frozen ``d_in``-d language-model vectors -> ``d_out``-d model space.
+
+    Sentence-encoder vectors are wide and anisotropic: most of their variance says "this is
+    English text", not "this item is liked by the same people". UniSRec (Hou et al., KDD 2022)
+    adapts them with a mixture of parametric whitening experts ``(x - b_e) W_e`` under a softmax
+    gate; the language model stays frozen, so the adapter is small and an item nobody has
+    interacted with is still placed by what it is.
+    """
+
+    def __init__(self, d_in: int, d_out: int, experts: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(experts, d_in))
+        self.proj = nn.Parameter(torch.empty(experts, d_in, d_out))
+        nn.init.normal_(self.proj, std=d_in**-0.5)
+        self.gate = nn.Linear(d_in, experts, bias=False)
+        nn.init.zeros_(self.gate.weight)  # start as the plain mean of the experts
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(x)
+        whitened = torch.einsum("ned,edh->neh", x[:, None, :] - self.bias, self.proj)  # [n, experts, d_out]
+        gate = torch.softmax(self.gate(x), dim=-1)
+        return (gate.unsqueeze(-1) * whitened).sum(1)
+
+
+class ModalityFusion(nn.Module):
+    """One item vector from several modality vectors (ID, text, reviews), some of them missing.
+
+    Missing modalities get no weight; an item with none is the zero vector. ``mean``: one
+    learned weight per modality; ``gated``: a sigmoid gate per item and dimension (an item can
+    lean on its ID when popular and on its text when rare); ``attention``: a learned query
+    scores each present modality.
+    """
+
+    def __init__(self, modalities: int, hidden: int, kind: str = "gated") -> None:
+        super().__init__()
+        if kind not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {kind!r}")
+        self.kind = kind
+        if kind == "mean":
+            self.logits = nn.Parameter(torch.zeros(modalities))
+        elif kind == "gated":
+            self.gate = nn.Linear(modalities * hidden, modalities * hidden)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+        else:
+            self.key = nn.Linear(hidden, hidden)
+            self.query = nn.Parameter(torch.zeros(hidden))
+
+    def forward(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """``vectors`` [n, M, hidden], ``present`` [n, M] bool -> [n, hidden]."""
+        n, modalities, hidden = vectors.shape
+        vectors = vectors * present.unsqueeze(-1)
+        if self.kind == "mean":
+            weights = self._masked_softmax(self.logits.expand(n, modalities), present).unsqueeze(-1)
+        elif self.kind == "gated":
+            gates = torch.sigmoid(self.gate(vectors.reshape(n, modalities * hidden))).view(n, modalities, hidden)
+            gates = gates * present.unsqueeze(-1)
+            weights = gates / gates.sum(1, keepdim=True).clamp_min(1e-6)
+        else:
+            scores = torch.tanh(self.key(vectors)) @ self.query
+            weights = self._masked_softmax(scores, present).unsqueeze(-1)
+        return (weights * vectors).sum(1)
+
+    @staticmethod
+    def _masked_softmax(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(logits.masked_fill(~present, -torch.inf), dim=-1)
+        return torch.nan_to_num(weights, nan=0.0)  # a row with nothing present gets no weight at all
+
+
+class ItemTower(nn.Module):
+    """Every item's vector, from frozen content modalities and an optional ID embedding.
+
+    Content matrices (rows aligned with the item vocabulary) are frozen buffers; an all-zero
+    row means the modality is missing for that item. Only items seen in training have an ID
+    vector, and training drops each ID with probability ``id_dropout`` so that the content path
+    learns to stand alone: that is what places a cold item among the items it resembles.
+    """
+
+    def __init__(
+        self,
+        content: list[torch.Tensor],
+        id_known: torch.Tensor,
+        hidden: int,
+        use_id: bool = True,
+        fusion: str = "gated",
+        experts: int = 4,
+        id_dropout: float = 0.1,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not content and not use_id:
+            raise ValueError("an item tower needs the ID embedding or at least one content modality")
+        n_items = len(id_known)
+        self.n_items, self.use_id, self.id_dropout = n_items, use_id, id_dropout
+        for m, matrix in enumerate(content):
+            self.register_buffer(f"content_{m}", matrix.float(), persistent=False)
+        self.register_buffer("id_known", id_known.bool(), persistent=False)
+        self.adapters = nn.ModuleList(MoEAdapter(m.shape[1], hidden, experts, dropout) for m in content)
+        self.item = nn.Embedding(n_items, hidden) if use_id else None
+        if self.item is not None:  # small, like the other sequence models' item tables (torch's default is N(0, 1))
+            nn.init.normal_(self.item.weight, std=0.02)
+        modalities = len(content) + int(use_id)
+        self.fusion = ModalityFusion(modalities, hidden, fusion) if modalities > 1 else None
+
+    def _content(self) -> list[torch.Tensor]:
+        return [getattr(self, f"content_{m}") for m in range(len(self.adapters))]
+
+    def forward(self) -> torch.Tensor:
+        """[n_items, hidden] item vectors (ID dropout applies in training mode only)."""
+        vectors, present = [], []
+        for matrix, adapter in zip(self._content(), self.adapters, strict=True):
+            vectors.append(adapter(matrix))
+            present.append(matrix.abs().sum(1) > 0)
+        if self.item is not None:
+            known = self.id_known
+            if self.training and self.id_dropout > 0 and len(self.adapters):  # ID-only: nothing to fall back on
+                known = known & (torch.rand(self.n_items, device=known.device) >= self.id_dropout)
+            vectors.append(self.item.weight)
+            present.append(known)
+        if self.fusion is None:
+            return vectors[0] * present[0].unsqueeze(-1)
+        return self.fusion(torch.stack(vectors, 1), torch.stack(present, 1))
+
+
+# --------------------------------------------------------------------------- sequence encoder and interests
+
+
+class MultiInterestEncoder(nn.Module):
+    """A causal Transformer over the history, then K interests at every position.
+
+    The Transformer reads item vectors plus position, time-gap, event-type and signal
+    embeddings. Self-attentive pooling (ComiRec-SA, Cen et al., KDD 2020) then forms each
+    interest as a different attention-weighted mean of the history up to t: head k learns to
+    attend to one kind of item, so a user who watches horror and cooking gets a vector near each
+    rather than one between them. ``"last"`` keeps only the last state (SASRec's user vector);
+    ``"hybrid"`` (the default) keeps both: interest 0 is the last state, the recent intent that
+    carries the sequential signal a mean loses, and interests 1..K-1 are attention heads.
+
+    Why not dynamic routing (MIND, ComiRec-DR): self-attentive pooling is one batched einsum at
+    every position, so every next-item pair trains as in SASRec+, and its attention weights say
+    which history items formed each interest, which is what explanations are made of.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        max_len: int,
+        layers: int,
+        heads: int,
+        dropout: float,
+        interests: int,
+        pooling: str = "attention",
+        time_features: bool = True,
+        event_features: bool = True,
+        signal_features: bool = True,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if pooling == "last" and interests != 1:
+            raise ValueError("pooling='last' gives exactly one interest; set interests=1")
+        self.max_len, self.k, self.pooling = max_len, interests, pooling
+        self.position = nn.Embedding(max_len, hidden)
+        self.gap = nn.Embedding(GAP_BUCKETS + 1, hidden, padding_idx=0) if time_features else None
+        self.event = nn.Embedding(len(Event) + 1, hidden, padding_idx=0) if event_features else None
+        self.signal = nn.Linear(SIGNALS, hidden) if signal_features else None
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden)
+        self.heads = interests - 1 if pooling == "hybrid" else interests if pooling == "attention" else 0
+        if self.heads:
+            self.pool = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, self.heads))
+        self.gate = nn.Linear(hidden, interests) if interests > 1 else None
+        self.apply(init_weights)
+
+    def states(self, item_vectors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[batch, width, hidden] causal states; row padding (item 0) stays exactly zero."""
+        items = batch["items"]
+        width = items.shape[1]
+        padding = items == 0
+        real = (~padding).unsqueeze(-1).to(item_vectors.dtype)
+        positions = torch.arange(self.max_len - width, self.max_len, device=items.device)
+        x = item_vectors + self.position(positions)
+        if self.gap is not None:
+            x = x + self.gap(batch["gaps"])
+        if self.event is not None:
+            x = x + self.event(batch["events"])
+        if self.signal is not None:
+            x = x + self.signal(batch["signals"])
+        x = self.dropout(x) * real
+        allowed = causal_allowed(padding)
+        for block in self.blocks:
+            x = block(x, allowed) * real
+        return self.norm(x) * real
+
+    def interests(self, states: torch.Tensor, values: torch.Tensor, padding: torch.Tensor, last_only: bool = False):
+        """Interests and the attention that formed them.
+
+        The attention is computed from the contextual ``states`` and averages ``values`` (the
+        states themselves, or the history's raw item vectors; ``FacetConfig.interest_values``).
+
+        Returns ``(interests, attention)``: [batch, width, K, hidden] and [batch, K, width, width]
+        (query position, key position), or with ``last_only`` [batch, K, hidden] and
+        [batch, K, width] for the most recent position.
+        """
+        batch, width, _ = states.shape
+        eye = torch.eye(width, device=states.device).expand(batch, 1, width, width)
+        recent = (states[:, -1:, :], eye[:, :, -1, :]) if last_only else (states.unsqueeze(2), eye)
+        if not self.heads:  # "last", or "hybrid" with K = 1
+            return recent
+        allowed = causal_allowed(padding)  # [batch, 1, query, key]
+        if last_only:
+            allowed = allowed[:, :, -1:, :]
+        logits = self.pool(states).transpose(1, 2).unsqueeze(2)  # [batch, heads, 1, key]
+        attention = torch.softmax(logits.masked_fill(~allowed, -torch.inf), dim=-1)  # [batch, heads, query, key]
+        if last_only:
+            attention = attention[:, :, 0, :]
+            pooled = torch.einsum("bkj,bjh->bkh", attention, values)
+            dim = 1
+        else:
+            pooled = torch.einsum("bktj,bjh->btkh", attention, values)
+            dim = 2
+        if self.pooling == "attention":
+            return pooled, attention
+        return torch.cat([recent[0], pooled], dim), torch.cat([recent[1], attention], 1)
+
+    def log_weights(self, states: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """log pi: how likely each interest is to produce the next item, read from the state at each
+        position ([batch, width, K], or [batch, K] with ``last_only``); zeros when K = 1."""
+        states = states[:, -1] if last_only else states
+        if self.gate is None:
+            return states.new_zeros(*states.shape[:-1], 1)
+        return torch.log_softmax(self.gate(states), -1)
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def interest_offsets(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
+    """[..., K]: what each interest adds to its dot products ``logits`` [..., K, C] to give its terms.
+
+    Soft: log pi_k - log Z_k (the gate's weight and the interest's softmax normaliser over the C
+    columns), so that logsumexp over K of the terms is the log-likelihood of a mixture of K
+    softmaxes. Hard: 0, the raw dot products, as in ComiRec, where an item scores by its single
+    best interest.
+    """
+    if routing == "hard":
+        return torch.zeros_like(log_weights)
+    return log_weights - torch.logsumexp(logits, -1)
+
+
+def interest_log_probs(logits: torch.Tensor, log_weights: torch.Tensor, routing: str) -> torch.Tensor:
+    """Per-interest terms [..., K, C] whose max ("hard") or logsumexp ("soft") over K is an item's score."""
+    return logits + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
+
+
+def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.Tensor, routing: str) -> torch.Tensor:
+    """Next-item loss with target-aware routing over logits [P, K, C] and target columns [P].
+
+    Hard: only the interest whose dot product with the target is highest is trained on it (a
+    cross-entropy for that interest alone). Soft: the mixture's negative log-likelihood, whose
+    gradient reaches each interest in proportion to its posterior responsibility for the target,
+    so interests specialise instead of all chasing every item.
+    With ``target`` [P, T] (T targets per row sharing these logits) it returns one mean loss per
+    target column [T], computing the soft normalisers once.
+    """
+    columns = target.unsqueeze(-1) if target.dim() == 1 else target
+    picked = logits.gather(2, columns.unsqueeze(1).expand(-1, logits.shape[1], -1))  # [P, K, T]
+    if routing == "hard":
+        rows = torch.arange(len(columns), device=columns.device)
+        choice = picked.argmax(1)  # [P, T]
+        losses = [
+            nn.functional.cross_entropy(logits[rows, choice[:, t]], columns[:, t]) for t in range(columns.shape[1])
+        ]
+        loss = torch.stack(losses)
+    else:  # the targets' terms under each interest, without a second [P, K, C] tensor
+        terms = picked + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
+        loss = -torch.logsumexp(terms, 1).mean(0)
+    return loss if target.dim() == 2 else loss[0]
+
+
+def distinctness_penalty(interests: torch.Tensor) -> torch.Tensor:
+    """Mean squared cosine between different interests of the same row [P, K, hidden]: 0 when
+    they are orthogonal, 1 when all are the same vector (a collapsed multi-interest model)."""
+    k = interests.shape[1]
+    if k < 2 or not len(interests):
+        return interests.new_zeros(())
+    unit = nn.functional.normalize(interests, dim=-1)
+    gram = unit @ unit.transpose(1, 2)
+    off = ~torch.eye(k, dtype=torch.bool, device=interests.device)
+    return gram[:, off].pow(2).mean()
+
+
+def future_targets(targets: torch.Tensor, window: int) -> torch.Tensor:
+    """For each column of left-padded target rows [batch, width], the target of a column drawn
+    uniformly from it and the ``window - 1`` after it, stopping at the row's last column: one
+    event among the next ``window`` instead of the next one. Right alignment keeps every drawn
+    column of a real target real."""
+    width = targets.shape[1]
+    ahead = torch.randint(0, window, targets.shape, device=targets.device)
+    column = (torch.arange(width, device=targets.device) + ahead).clamp_max(width - 1)
+    return targets.gather(1, column)
+
+
+# --------------------------------------------------------------------------- the network
+
+
+class FacetNet(nn.Module):
+    """Item tower + multi-interest encoder; item ``i`` is row ``i`` of :meth:`item_vectors`.
+
+    ``content``: the frozen content matrices, [n_items, d] each (width-0 ones are skipped);
+    ``id_known``: the items with training events (only they have an ID vector and enter the
+    training softmax); ``counts``: training events per item, from which the sampled softmax
+    draws its negatives (training only: an inference network is built without them).
+    """
+
+    def __init__(
+        self,
+        content: list[np.ndarray],
+        id_known: np.ndarray,
+        config: FacetNetConfig,
+        counts: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = self.config = config
+        matrices = [torch.from_numpy(np.asarray(m, np.float32)) for m in content if m.shape[1]]
+        known = np.asarray(id_known, bool)
+        self.tower = ItemTower(
+            matrices,
+            torch.from_numpy(known),
+            cfg.hidden,
+            use_id=cfg.use_id,
+            fusion=cfg.fusion,
+            experts=cfg.experts,
+            id_dropout=cfg.id_dropout,
+            dropout=cfg.dropout / 4,
+        )
+        self.encoder = MultiInterestEncoder(
+            cfg.hidden,
+            cfg.max_len,
+            cfg.layers,
+            cfg.heads,
+            cfg.dropout,
+            cfg.interests,
+            cfg.pooling,
+            cfg.time_features,
+            cfg.event_features,
+            cfg.signal_features,
+        )
+        # The training softmax: its columns are the items with training events (see loss).
+        seen = torch.from_numpy(np.flatnonzero(known))
+        column = torch.full((len(known),), -1, dtype=torch.long)
+        column[seen] = torch.arange(len(seen))
+        self.register_buffer("seen", seen, persistent=False)
+        self.register_buffer("column", column, persistent=False)  # item -> softmax column
+        self.sampled = len(seen) > cfg.full_softmax_max_items
+        q = None if counts is None else torch.from_numpy(np.asarray(counts, np.float64))
+        self.register_buffer("q", None if q is None else (q / q.sum()).float(), persistent=False)
+
+    def item_vectors(self) -> torch.Tensor:
+        """[n_items, hidden]: every item's vector (the tower's output)."""
+        return self.tower()
+
+    def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor, last_only: bool = False):
+        """(interests, log gate weights, attention) for a batch of windows, given all item vectors
+        ``items`` [n_items, hidden] (computed once per step: every row shares them).
+
+        Shapes: [batch, width, K, hidden], [batch, width, K] and [batch, K, width, width] at every
+        position, or with ``last_only`` [batch, K, hidden], [batch, K] and [batch, K, width] at
+        the most recent one (scoring a user).
+        """
+        table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
+        vectors = table[batch["items"]]
+        states = self.encoder.states(vectors, batch)
+        values = vectors if self.config.interest_values == "items" else states
+        interests, attention = self.encoder.interests(states, values, batch["items"] == 0, last_only)
+        return interests, self.encoder.log_weights(states, last_only), attention
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The next-item loss at every position with a real ``batch["target"]``, routed over the
+        K interests, plus (``future_window`` > 1) a longer-horizon target and the distinctness
+        penalty.
+
+        Only items with training events enter the softmax. An item without any would only ever
+        be a negative, and the model would learn that content it has not seen is bad: exactly
+        the items cold start is about. Up to ``full_softmax_max_items`` such items the softmax is
+        full; beyond, ``negatives`` shared negatives per step are drawn by training popularity,
+        log-Q corrected (K full softmaxes cost K times one).
+        """
+        cfg = self.config
+        target = batch["target"]
+        items = self.item_vectors()
+        interests, log_weights, _ = self(batch, items)
+        real = target > 0
+        chosen = interests[real]  # [P, K, hidden]
+        wanted = [target[real] - 1]
+        if cfg.future_window > 1:
+            wanted.append(future_targets(target, cfg.future_window)[real] - 1)
+        if self.sampled:
+            if self.q is None:
+                raise RuntimeError("FacetNet.loss: a sampled softmax needs the training counts (counts=...)")
+            negatives = torch.multinomial(self.q, cfg.negatives, replacement=True)
+            negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
+
+            def sampled(want: torch.Tensor) -> torch.Tensor:
+                positive = torch.einsum("pkh,ph->pk", chosen, items[want]) - self.q[want].log().unsqueeze(-1)
+                hit = (negatives[None, :] == want[:, None]).unsqueeze(1)  # accidental hits
+                logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
+                return routed_loss(logits, log_weights[real], torch.zeros_like(want), cfg.routing)
+
+            losses = torch.stack([sampled(want) for want in wanted])
+        else:  # every target shares one full softmax
+            logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
+            columns = torch.stack([self.column[want] for want in wanted], 1)
+            losses = routed_loss(logits, log_weights[real], columns, cfg.routing)
+        loss = losses[0] + cfg.future_weight * losses[1:].sum()
+        if cfg.distinct_weight and chosen.shape[1] > 1:
+            # Only where the prefix holds at least K events can K interests differ at all.
+            enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
+            loss = loss + cfg.distinct_weight * distinctness_penalty(chosen[enough])
+        return loss
