@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from facetrec.data.inspect import DatasetStats
@@ -84,11 +85,27 @@ def split_table(split: Split) -> Table:
 
 
 def results_table(experiment: Experiment) -> Table:
-    """Metrics as rows and models as columns (with 95 % intervals), so many metrics still fit."""
+    """Metrics as rows and models as columns (with 95 % intervals), so many metrics still fit.
+
+    The best model per metric is bold with a ``*``; a last row gives each model's ratio to the
+    best on the main metric with its 95 % paired bootstrap interval.
+    """
+    from facetrec.evaluation.experiment import higher_is_better
+    from facetrec.evaluation.report import ratio_text
+
     first = experiment.runs[0].test
+    best = experiment.best()
+    lower = [m for m in first.summary if not higher_is_better(m)]
     table = Table(
         title=f"{experiment.dataset}: {experiment.split.protocol}, {first.settings['ranking']} ranking, history "
-        f"{'excluded' if first.settings['exclude_history'] else 'included'}, {first.settings['users']:,} users"
+        f"{'excluded' if first.settings['exclude_history'] else 'included'}, {first.settings['users']:,} users",
+        caption="* best per metric"
+        + (f" (lower is better for {', '.join(lower)})" if lower else "")
+        + (
+            f"; ratio: mean {experiment.main_metric} / the best model's, 95 % paired bootstrap interval"
+            if experiment.ratios
+            else ""
+        ),
     )
     table.add_column("metric", no_wrap=True)
     for run in experiment.runs:
@@ -98,7 +115,16 @@ def results_table(experiment: Experiment) -> Table:
         for run in experiment.runs:
             value = run.test.summary[name]
             low, high = run.test.ci.get(name, (float("nan"), float("nan")))
-            cells.append(f"{value:.4f}" + (f" [dim]±{(high - low) / 2:.4f}[/dim]" if low == low else ""))
+            text = f"{value:.4f}"
+            if run.kind in best.get(name, ()):
+                text = f"[bold]{text}*[/bold]"
+            cells.append(text + (f" [dim]±{(high - low) / 2:.4f}[/dim]" if low == low else ""))
         table.add_row(name, *cells)
+    if experiment.ratios:
+        table.add_row(
+            f"ratio to best {experiment.main_metric}",
+            *(escape(ratio_text(experiment.ratios.get(run.kind))) for run in experiment.runs),
+        )
     table.add_row("fit seconds", *(f"{run.fit_seconds:.1f}" for run in experiment.runs))
+    table.add_row("eval seconds", *(f"{run.test.seconds:.1f}" for run in experiment.runs))
     return table

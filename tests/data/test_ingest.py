@@ -276,3 +276,155 @@ def test_negative_epoch_seconds_are_not_mistaken_for_milliseconds(tmp_path):
     items = write(tmp_path / "i.csv", "item_id,born\na,-117000000000\n")  # about 1750 BC, in seconds
     data = load_files(events, items, item_columns=ItemColumns(created_at="born"))
     assert data.catalog.created_at[0] == -117_000_000_000
+
+
+# ---- dates, encodings, and a full account of what was dropped -----------------------------------
+
+
+def test_ambiguous_slash_dates_are_refused_with_the_column_and_an_example(tmp_path):
+    path = write(tmp_path / "d.csv", "user_id,item_id,when\nu,a,03/04/2021\nu,b,05/04/2021\n")
+    with pytest.raises(DataError) as info:
+        load_files(path, columns=InteractionColumns(timestamp="when"))
+    message = str(info.value)
+    for fragment in (str(path), "column 'when'", "'03/04/2021'", "ambiguous", "--date-format", "%d/%m/%Y"):
+        assert fragment in message
+
+
+def test_a_day_above_12_suggests_the_day_first_format(tmp_path):
+    path = write(tmp_path / "d.csv", "user_id,item_id,when\nu,a,03/04/2021\nu,b,25/04/2021\n")
+    with pytest.raises(DataError, match=r"2 dates such as '03/04/2021'.*probably --date-format '%d/%m/%Y'"):
+        load_files(path, columns=InteractionColumns(timestamp="when"))
+
+
+def test_date_format_reads_day_first_and_month_first(tmp_path):
+    path = write(tmp_path / "d.csv", "user_id,item_id,when\nu,a,03/04/2021\nu,b,05/04/2021\n")
+    columns = InteractionColumns(timestamp="when")
+    day_first = load_files(path, columns=columns, options=IngestOptions(date_format="%d/%m/%Y")).interactions
+    month_first = load_files(path, columns=columns, options=IngestOptions(date_format="%m/%d/%Y")).interactions
+    assert day_first.timestamp.tolist() == [
+        pd.Timestamp("2021-04-03", tz="UTC").timestamp(),
+        pd.Timestamp("2021-04-05", tz="UTC").timestamp(),
+    ]
+    assert month_first.timestamp.tolist() == [
+        pd.Timestamp("2021-03-04", tz="UTC").timestamp(),
+        pd.Timestamp("2021-05-04", tz="UTC").timestamp(),
+    ]
+    timed = write(tmp_path / "t.csv", "user_id,item_id,when\nu,a,03/04/2021 09:15\nu,b,05/04/2021\n")
+    with pytest.raises(DataError, match=r"1 timestamps that do not match the date format '%d/%m/%Y %H:%M'.*row 2"):
+        load_files(timed, columns=columns, options=IngestOptions(date_format="%d/%m/%Y %H:%M"))
+    with pytest.raises(DataError, match="no % directive"):
+        IngestOptions(date_format="dd/mm/yyyy")
+
+
+def test_iso_dates_and_epoch_numbers_need_no_date_format(tmp_path):
+    iso = write(tmp_path / "iso.csv", "user_id,item_id,timestamp\nu,a,2021-04-03\nu,b,2021/04/05 10:00\n")
+    assert load_files(iso).interactions.timestamp[0] == pd.Timestamp("2021-04-03", tz="UTC").timestamp()
+    epoch = write(tmp_path / "ms.csv", "user_id,item_id,timestamp\nu,a,1617408000000\n")
+    assert load_files(epoch).interactions.timestamp.tolist() == [1_617_408_000]
+    # a format meant for the catalogue's dates leaves epoch-second interactions alone
+    items = write(tmp_path / "i.csv", "item_id,born\na,03/04/2021\n")
+    data = load_files(
+        write(tmp_path / "s.csv", "user_id,item_id,timestamp\nu,a,1617408000\n"),
+        items,
+        item_columns=ItemColumns(created_at="born"),
+        options=IngestOptions(date_format="%d/%m/%Y"),
+    )
+    assert data.interactions.timestamp.tolist() == [1_617_408_000]
+    assert data.catalog.created_at[0] == pd.Timestamp("2021-04-03", tz="UTC").timestamp()
+
+
+def test_catalogue_dates_are_refused_too_when_ambiguous(tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\n")
+    items = write(tmp_path / "i.csv", "item_id,born\na,03/04/2021\n")
+    with pytest.raises(DataError, match=r"i.csv: column 'born' has 1 dates such as '03/04/2021'"):
+        load_files(events, items, item_columns=ItemColumns(created_at="born"))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz", "tsv", "jsonl"])
+def test_latin1_file_fails_clearly_in_utf8_and_imports_with_its_encoding(tmp_path, suffix):
+    if suffix == "jsonl":
+        text = (
+            '{"user_id": "u1", "item_id": "a", "timestamp": 1}\n{"user_id": "u2", "item_id": "café", "timestamp": 2}\n'
+        )
+    else:
+        sep = "\t" if suffix == "tsv" else ","
+        text = sep.join(["user_id", "item_id", "timestamp"]) + "\n" + f"u1{sep}a{sep}1\nu2{sep}café{sep}2\n"
+    path = tmp_path / f"latin.{suffix}"
+    raw = text.encode("latin-1")
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    with pytest.raises(DataError) as info:
+        load_files(path)
+    message = str(info.value)
+    offset = raw.index(b"\xe9")
+    line = "line " + str(raw[:offset].count(b"\n") + 1)  # 3 with a header row, 2 in JSON Lines
+    for fragment in (str(path), "not valid utf-8", "0xe9", f"byte offset {offset}", line, "--encoding latin-1"):
+        assert fragment in message, message
+    data = load_files(path, options=IngestOptions(encoding="latin-1")).interactions
+    assert sorted(data.items.ids) == ["a", "café"]
+
+
+def test_unknown_encoding_is_a_data_error():
+    with pytest.raises(DataError, match="encoding 'utf-99' is not a known text encoding"):
+        IngestOptions(encoding="utf-99")
+
+
+def test_catalogue_items_without_interactions_stay_as_cold_items(tmp_path):
+    events = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu,a,1\nu,b,2\nv,a,3\n")
+    items = write(tmp_path / "i.csv", "item_id,title\na,A\nb,B\ncold1,C1\ncold2,C2\n")
+    data = load_files(events, items, item_columns=ItemColumns(title="title"))
+    assert list(data.catalog.items.ids) == ["a", "b", "cold1", "cold2"]
+    assert data.interactions.n_items == 4
+    assert data.extras["ingest"]["catalogue_items_without_interactions"] == 2
+    assert any("2 catalogue items have no interactions; they are kept as cold-start items" in n for n in data.notes)
+
+
+def test_k_core_keeps_cold_catalogue_items_and_counts_what_it_drops(tmp_path):
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},i{i},{u * 10 + i}" for u in range(3) for i in range(3)]  # dense 3x3 block
+    rows += ["u0,rare,50", "lonely,i0,60"]  # 'rare' and 'lonely' have one event each
+    events = write(tmp_path / "e.csv", "\n".join(rows) + "\n")
+    items = write(tmp_path / "i.csv", "item_id\ni0\ni1\ni2\nrare\ncold\n")
+    data = load_files(events, items, options=IngestOptions(min_user_interactions=2, min_item_interactions=2))
+    assert list(data.catalog.items.ids) == ["i0", "i1", "i2", "cold"]  # 'rare' filtered, 'cold' kept
+    assert sorted(data.interactions.users.ids) == ["u0", "u1", "u2"]
+    assert len(data.interactions) == 9
+    counts = data.extras["ingest"]
+    assert counts["kcore_interactions_dropped"] == 2
+    assert counts["kcore_users_dropped"] == 1 and counts["kcore_items_dropped"] == 1
+    assert counts["catalogue_items_without_interactions"] == 1
+    note = next(n for n in data.notes if n.startswith("k-core"))
+    assert "dropped 2 interactions, 1 users and 1 items (1 of them also from the catalogue)" in note
+
+
+def test_every_drop_is_reported_with_its_count(tmp_path):
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},i{i},{u * 10 + i}" for u in range(3) for i in range(3)]
+    rows += ["u0,i0,0", "u0,i0,0", "u1,i1,11"]  # three exact repeats of earlier rows
+    rows += ["solo,i0,70", "u2,ghost,80"]  # a user and an item below the k-core minimum of 2
+    events = write(tmp_path / "e.csv", "\n".join(rows) + "\n")
+    items = write(tmp_path / "i.csv", "item_id,title\ni0,A\ni1,B\ni1,B again\ni2,C\nnever,D\n")
+    data = load_files(
+        events,
+        items,
+        item_columns=ItemColumns(title="title"),
+        options=IngestOptions(min_user_interactions=2, min_item_interactions=2),
+    )
+    assert len(data.interactions) == 9
+    assert data.extras["ingest"] == {
+        "interaction_rows_read": 14,
+        "duplicate_interactions_dropped": 3,
+        "catalogue_rows_read": 5,
+        "repeated_catalogue_rows_dropped": 1,
+        "kcore_interactions_dropped": 2,
+        "kcore_users_dropped": 1,
+        "kcore_items_dropped": 1,
+        "catalogue_items_without_interactions": 1,
+        "interactions_kept": 9,
+    }
+    notes = "\n".join(data.notes)
+    assert "dropped 3 exact duplicate interactions" in notes
+    assert "dropped 1 repeated catalogue rows" in notes
+    assert "k-core (users >= 2, items >= 2): dropped 2 interactions, 1 users and 1 items" in notes
+    assert "1 catalogue items have no interactions" in notes
+    assert "kept 9 of 14 interaction rows (5 dropped" in notes
+    assert len(data.notes) == len(set(data.notes))

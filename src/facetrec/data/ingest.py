@@ -1,12 +1,17 @@
 """Turn raw tables into a validated :class:`Dataset`: map columns, parse, deduplicate, filter.
 
-Nothing is dropped silently: every removal (duplicates, k-core) and every repair (items that
-the catalogue lacks) becomes a note on the dataset and, for repairs, a :class:`DataWarning`.
+Nothing is dropped silently: every removal (duplicates, repeated catalogue rows, k-core) and
+every repair (items that the catalogue lacks) becomes a note on the dataset and, for repairs, a
+:class:`DataWarning`; the counts are also kept in ``dataset.extras["ingest"]`` (and so in
+``manifest.json``). Catalogue items without any interaction are kept: they are the cold-start
+items that later stages must still be able to recommend.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +81,11 @@ class IngestOptions:
 
     timestamp_unit: str = "auto"
     """auto, s, ms, us or iso (see :func:`facetrec.data.parse.timestamps`)."""
+    date_format: str | None = None
+    """strftime pattern of date strings, e.g. "%d/%m/%Y". Required for dates whose day and month
+    order is ambiguous (03/04/2021); ISO 8601 dates and epoch numbers need none."""
+    encoding: str = "utf-8"
+    """Text encoding of CSV/TSV/JSONL files, e.g. "latin-1" (Parquet files carry their own)."""
     rating_range: tuple[float, float] | None = None
     """Declared (low, high) rating bounds; a rating outside is an error."""
     dedupe: bool = True
@@ -98,6 +108,16 @@ class IngestOptions:
             raise DataError("k-core minimums must be >= 0")
         for name in [*self.event_map.values(), *([self.default_event] if self.default_event else [])]:
             _event_code(name, "event_map/default_event")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise DataError(
+                f"encoding {self.encoding!r} is not a known text encoding; use e.g. utf-8, latin-1 or cp1252"
+            ) from None
+        if self.date_format is not None and "%" not in self.date_format:
+            raise DataError(
+                f"date_format {self.date_format!r} has no % directive; write a strftime pattern such as %d/%m/%Y"
+            )
 
 
 def load_files(
@@ -111,8 +131,8 @@ def load_files(
 ) -> Dataset:
     """Read an interactions file and an optional catalogue file into a :class:`Dataset`."""
     path = Path(interactions)
-    frame = read_table(path)
-    catalog = read_table(Path(items)) if items is not None else None
+    frame = read_table(path, encoding=options.encoding)
+    catalog = read_table(Path(items), encoding=options.encoding) if items is not None else None
     return build_dataset(
         frame,
         catalog,
@@ -137,13 +157,19 @@ def build_dataset(
     items_source: str = "items",
     notes: tuple[str, ...] = (),
 ) -> Dataset:
-    """Validate and convert raw tables (as read, row order = file order) into a Dataset."""
+    """Validate and convert raw tables (as read, row order = file order) into a Dataset.
+
+    Every row or item removed is counted in a note and in ``extras["ingest"]``; catalogue items
+    without interactions are kept (cold-start items).
+    """
     notes_out = list(notes)
+    counts: dict[str, int] = {"interaction_rows_read": len(interactions)}
     _require(interactions, source, columns, required=("user", "item"), flag="--map")
-    rows = _parse_interactions(interactions, columns, options, source, notes_out)
+    rows = _parse_interactions(interactions, columns, options, source, notes_out, counts)
     if items is not None:
         _require(items, items_source, item_columns, required=("item",), flag="--item-map")
-        catalog_rows = _parse_catalog(items, item_columns, options, items_source, notes_out)
+        counts["catalogue_rows_read"] = len(items)
+        catalog_rows = _parse_catalog(items, item_columns, options, items_source, notes_out, counts)
     else:
         catalog_rows = pd.DataFrame({"item_id": pd.Series([], dtype=object)})
 
@@ -152,28 +178,52 @@ def build_dataset(
         items_tmp, item_idx = np.unique(rows["item_id"].to_numpy(), return_inverse=True)
         keep = k_core(user_idx, item_idx, options.min_user_interactions, options.min_item_interactions)
         if not keep.all():
+            # The items k-core removes are those whose every interaction it dropped; catalogue items
+            # that never had an interaction are not part of the filter and stay (cold items).
+            removed_items = np.delete(items_tmp, np.unique(item_idx[keep]))
             rows = rows[keep]
+            counts["kcore_interactions_dropped"] = int((~keep).sum())
+            counts["kcore_users_dropped"] = len(users_tmp) - int(rows["user_id"].nunique())
+            counts["kcore_items_dropped"] = len(removed_items)
+            in_catalogue = catalog_rows["item_id"].isin(removed_items).to_numpy()
             notes_out.append(
                 f"k-core (users >= {options.min_user_interactions}, items >= {options.min_item_interactions}): "
-                f"dropped {int((~keep).sum())} interactions, {len(users_tmp) - rows['user_id'].nunique()} users "
-                f"and {len(items_tmp) - rows['item_id'].nunique()} items"
+                f"dropped {counts['kcore_interactions_dropped']} interactions, {counts['kcore_users_dropped']} "
+                f"users and {counts['kcore_items_dropped']} items"
+                + (f" ({int(in_catalogue.sum())} of them also from the catalogue)" if in_catalogue.any() else "")
             )
+            catalog_rows = catalog_rows[~in_catalogue]
         if rows.empty:
             raise DataError(f"{source}: k-core filtering removed every interaction; lower the minimums")
-        catalog_rows = catalog_rows[catalog_rows["item_id"].isin(rows["item_id"])]
 
     catalog_ids = catalog_rows["item_id"].to_numpy(dtype=object)
+    interaction_items = pd.unique(rows["item_id"].to_numpy(dtype=object))
     items_vocab = Vocabulary(catalog_ids, "item").extend(rows["item_id"].to_numpy(dtype=object))
     n_added = len(items_vocab) - len(catalog_ids)
     if items is not None and n_added:
         example = items_vocab.ids[len(catalog_ids)]
+        counts["items_missing_from_catalogue"] = n_added
         message = (
             f"{items_source}: {n_added} items in the interactions are missing from the catalogue "
             f"(e.g. {example!r}); their interactions are kept and the items have no text"
         )
-        warnings.warn(message, DataWarning, stacklevel=2)
+        warnings.warn(message, DataWarning, stacklevel=_caller_level())
         notes_out.append(message)
+    if items is not None:
+        cold = int((~pd.Index(catalog_ids).isin(interaction_items)).sum())
+        if cold:
+            counts["catalogue_items_without_interactions"] = cold
+            notes_out.append(
+                f"{items_source}: {cold} catalogue items have no interactions; they are kept as cold-start items"
+            )
     users_vocab = Vocabulary(pd.unique(rows["user_id"].to_numpy(dtype=object)), "user")
+    counts["interactions_kept"] = len(rows)
+    dropped = counts["interaction_rows_read"] - len(rows)
+    if dropped:
+        notes_out.append(
+            f"{source}: kept {len(rows):,} of {counts['interaction_rows_read']:,} interaction rows "
+            f"({dropped:,} dropped, for the reasons above)"
+        )
 
     data = Interactions(
         user_idx=users_vocab.lookup(rows["user_id"].to_numpy(dtype=object)),
@@ -186,7 +236,17 @@ def build_dataset(
         weight=rows["weight"].to_numpy(np.float32),
         review=parse.optional_text(rows["review"]) if "review" in rows else None,
     ).sorted()
-    return Dataset(name, data, _catalog(items_vocab, catalog_rows, item_columns), tuple(notes_out))
+    catalog = _catalog(items_vocab, catalog_rows, item_columns)
+    return Dataset(name, data, catalog, tuple(notes_out), {"ingest": counts})
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside facetrec, so that it
+    shows the user's line rather than a library file."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("facetrec."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _require(frame: pd.DataFrame, where: str, mapping: object, *, required: tuple[str, ...], flag: str) -> None:
@@ -207,7 +267,12 @@ def _require(frame: pd.DataFrame, where: str, mapping: object, *, required: tupl
 
 
 def _parse_interactions(
-    frame: pd.DataFrame, columns: InteractionColumns, options: IngestOptions, where: str, notes: list[str]
+    frame: pd.DataFrame,
+    columns: InteractionColumns,
+    options: IngestOptions,
+    where: str,
+    notes: list[str],
+    counts: dict[str, int],
 ) -> pd.DataFrame:
     out = pd.DataFrame(
         {
@@ -216,7 +281,13 @@ def _parse_interactions(
         }
     )
     if columns.timestamp and columns.timestamp in frame.columns:
-        out["timestamp"] = parse.timestamps(frame[columns.timestamp], where, columns.timestamp, options.timestamp_unit)
+        out["timestamp"] = parse.timestamps(
+            frame[columns.timestamp],
+            where,
+            columns.timestamp,
+            options.timestamp_unit,
+            date_format=options.date_format,
+        )
     else:
         out["timestamp"] = np.arange(len(frame), dtype=np.int64)
         notes.append(f"{where}: no timestamp column; file order is used as time (row number as timestamp)")
@@ -245,6 +316,7 @@ def _parse_interactions(
         repeated = out.duplicated(key).to_numpy()
         if repeated.any():
             out = out[~repeated]
+            counts["duplicate_interactions_dropped"] = int(repeated.sum())
             notes.append(
                 f"{where}: dropped {int(repeated.sum())} exact duplicate interactions (same user, item, time, event)"
             )
@@ -280,7 +352,12 @@ def _event_code(name: str, where: str) -> int:
 
 
 def _parse_catalog(
-    frame: pd.DataFrame, columns: ItemColumns, options: IngestOptions, where: str, notes: list[str]
+    frame: pd.DataFrame,
+    columns: ItemColumns,
+    options: IngestOptions,
+    where: str,
+    notes: list[str],
+    counts: dict[str, int],
 ) -> pd.DataFrame:
     out = pd.DataFrame({"item_id": parse.ids(frame[columns.item], where, columns.item)})
     present = set(frame.columns)
@@ -302,13 +379,19 @@ def _parse_catalog(
             out[f"numeric.{field_name}"] = parse.numbers(frame[column], where, column)
     if columns.created_at and columns.created_at in present:
         stamps = parse.timestamps(
-            frame[columns.created_at], where, columns.created_at, options.timestamp_unit, required=False
+            frame[columns.created_at],
+            where,
+            columns.created_at,
+            options.timestamp_unit,
+            required=False,
+            date_format=options.date_format,
         )
         out["created_at"] = np.where(stamps == np.iinfo(np.int64).min, np.nan, stamps.astype(np.float64))
     repeated = out["item_id"].duplicated().to_numpy()
     if repeated.any():
         example = out["item_id"][repeated].iloc[0]
         out = out[~repeated]
+        counts["repeated_catalogue_rows_dropped"] = int(repeated.sum())
         notes.append(
             f"{where}: dropped {int(repeated.sum())} repeated catalogue rows (same item id, e.g. "
             f"{example!r}); the first row of each item is kept"

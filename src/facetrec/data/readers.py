@@ -8,6 +8,8 @@ like ``007`` into ``7``.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -53,8 +55,9 @@ def read_table(
     """Read one file into a DataFrame whose row order is the file's row order.
 
     ``delimiter`` overrides the CSV separator (TSV defaults to a tab); ``header=False`` with
-    ``names`` reads header-less files such as MovieLens' ``u.data``; ``encoding`` ("utf-8" or
-    "latin-1") applies to CSV/TSV.
+    ``names`` reads header-less files such as MovieLens' ``u.data``; ``encoding`` (e.g. "utf-8",
+    "latin-1", "cp1252") applies to CSV/TSV/JSONL. Bytes that are not valid in ``encoding`` are
+    an error naming the byte offset and line, never a silent replacement.
     """
     import duckdb
 
@@ -66,6 +69,11 @@ def read_table(
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    try:
+        encoding = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"{path}: unknown text encoding {encoding!r}; use e.g. utf-8, latin-1 or cp1252") from None
+    utf8 = encoding == "utf-8"
     con = duckdb.connect()
     try:
         if fmt in ("csv", "tsv"):
@@ -73,18 +81,25 @@ def read_table(
             options = {"sep": sep, "header": header, "all_varchar": True, "encoding": encoding}
             if names:
                 options["names"] = names
-            if len(sep) > 1 or encoding.lower().replace("-", "") != "utf8":
+            if len(sep) > 1 or not utf8:
                 # DuckDB reads only UTF-8 without extensions, and rejects multi-character
                 # separators such as MovieLens-1M's '::'.
                 return _read_with_pandas(path, sep, header, names, encoding)
             relation = con.read_csv(str(path), **options)
         elif fmt == "parquet":
             relation = con.read_parquet(str(path))
+        elif not utf8:
+            return _read_jsonl_with_pandas(path, encoding)
         else:
             relation = con.read_json(str(path), format="newline_delimited")
         frame = relation.df()
     except duckdb.Error as exc:
+        if fmt != "parquet":
+            _check_encoding(path, encoding)
         raise DataError(f"{path}: could not be read as {fmt}: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        _check_encoding(path, encoding)
+        raise
     finally:
         con.close()
     if frame.empty:
@@ -94,6 +109,16 @@ def read_table(
 
 def _read_with_pandas(path: Path, sep: str, header: bool, names: list[str] | None, encoding: str) -> pd.DataFrame:
     """Read as text with pandas' C parser; multi-character separators are split per line."""
+    try:
+        return _pandas_csv(path, sep, header, names, encoding)
+    except UnicodeDecodeError:
+        _check_encoding(path, encoding)
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: could not be read as delimited text: {_first_line(exc)}") from None
+
+
+def _pandas_csv(path: Path, sep: str, header: bool, names: list[str] | None, encoding: str) -> pd.DataFrame:
     if len(sep) == 1:
         frame = pd.read_csv(
             path,
@@ -121,6 +146,53 @@ def _read_with_pandas(path: Path, sep: str, header: bool, names: list[str] | Non
     if parts.empty:
         raise DataError(f"{path}: the file has a header but no data rows")
     return parts.reset_index(drop=True)
+
+
+def _read_jsonl_with_pandas(path: Path, encoding: str) -> pd.DataFrame:
+    """JSON Lines in an encoding DuckDB cannot read (it reads UTF-8 only)."""
+    try:
+        frame = pd.read_json(path, lines=True, encoding=encoding, dtype=False)
+    except ValueError as exc:
+        raise DataError(f"{path}: could not be read as jsonl: {_first_line(exc)}") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file has no records")
+    return frame
+
+
+def _check_encoding(path: Path, encoding: str) -> None:
+    """Raise a DataError locating the first byte that is not valid ``encoding`` text, if any."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    opener = gzip.open if path.suffix.lower() in (".gz", ".gzip") else open
+    offset, line = 0, 1
+    try:
+        with opener(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    bad = chunk[exc.start : exc.start + 1]
+                    line += chunk[: exc.start].count(b"\n")
+                    start = max(chunk.rfind(b"\n", 0, exc.start) + 1, exc.start - 40)
+                    end = chunk.find(b"\n", exc.start)
+                    end = min(exc.start + 20, len(chunk) if end < 0 else end)
+                    context = chunk[start:end].decode(encoding, errors="replace").strip()
+                    other = "latin-1" if encoding == "utf-8" else "utf-8"
+                    where = "decompressed " if opener is gzip.open else ""
+                    raise DataError(
+                        f"{path}: not valid {encoding} text: byte 0x{bad.hex()} at {where}byte offset "
+                        f"{offset + exc.start:,} (line {line}: {context!r}); give the file's encoding, e.g. "
+                        f'--encoding {other} (encoding = "{other}" in the TOML options table)'
+                    ) from None
+                line += chunk.count(b"\n")
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path}: not valid {encoding} text: the file ends inside a multi-byte character; "
+            f"give the file's encoding, e.g. --encoding latin-1"
+        ) from None
+    except (OSError, EOFError):
+        return  # not a readable (gzip) stream: the caller's own error says more
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,4 +1,10 @@
-"""Write an experiment to disk: results.json, report.md, per-user metrics and PNG plots."""
+"""Write an experiment to disk: results.json, report.md, per-user metrics and PNG plots.
+
+:func:`results_document` is the JSON form (what ``results.json`` holds and what
+``facetrec evaluate --json`` prints): per model its metrics with 95 % intervals, which metrics
+it is best on, its ratio to the best model on the main metric (with a paired bootstrap
+interval), fit and evaluation seconds.
+"""
 
 from __future__ import annotations
 
@@ -10,34 +16,40 @@ import numpy as np
 import pandas as pd
 
 from facetrec import __version__
-from facetrec.evaluation.experiment import Experiment
+from facetrec.evaluation.experiment import Experiment, RatioCI, higher_is_better
 
 
 def summary_rows(experiment: Experiment) -> list[dict[str, Any]]:
-    """One row per model: summary metrics, intervals and fit time (JSON-able)."""
-    return [
-        {
-            "model": run.kind,
-            "params": run.params,
-            "metrics": {k: _num(v) for k, v in run.test.summary.items()},
-            "ci95": {k: [_num(lo), _num(hi)] for k, (lo, hi) in run.test.ci.items()},
-            "fit_seconds": round(run.fit_seconds, 3),
-            "eval_seconds": round(run.test.seconds, 3),
-            "tuning": [{"params": p, "validation": _num(s)} for p, s in run.tuning],
-            "cold_items": None if run.cold is None else {k: _num(v) for k, v in run.cold.summary.items()},
-            "warm_items": None if run.warm is None else {k: _num(v) for k, v in run.warm.summary.items()},
-            "other": {k: _num(v) for k, v in run.other.items()},
-        }
-        for run in experiment.runs
-    ]
+    """One row per model: summary metrics, intervals, best flags, ratio to the best, times (JSON-able)."""
+    best = experiment.best()
+    rows = []
+    for run in experiment.runs:
+        ratio = experiment.ratios.get(run.kind)
+        rows.append(
+            {
+                "model": run.kind,
+                "params": run.params,
+                "metrics": {k: _num(v) for k, v in run.test.summary.items()},
+                "ci95": {k: [_num(lo), _num(hi)] for k, (lo, hi) in run.test.ci.items()},
+                "best": {metric: run.kind in kinds for metric, kinds in best.items()},
+                "best_on_main_metric": run.kind in best.get(experiment.main_metric, ()),
+                "ratio_to_best": None if ratio is None else _ratio_json(experiment, ratio),
+                "fit_seconds": round(run.fit_seconds, 3),
+                "eval_seconds": round(run.test.seconds, 3),
+                "tuning": [{"params": p, "validation": _num(s)} for p, s in run.tuning],
+                "cold_items": None if run.cold is None else {k: _num(v) for k, v in run.cold.summary.items()},
+                "warm_items": None if run.warm is None else {k: _num(v) for k, v in run.warm.summary.items()},
+                "other": {k: _num(v) for k, v in run.other.items()},
+            }
+        )
+    return rows
 
 
-def write_report(experiment: Experiment, directory: str | Path) -> list[Path]:
-    """Write the experiment's files into ``directory``; returns their paths."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+def results_document(experiment: Experiment) -> dict[str, Any]:
+    """The whole experiment as one JSON-able dict: what results.json holds and ``--json`` prints."""
     first = experiment.runs[0].test
-    header = {
+    best = experiment.best()
+    return {
         "dataset": experiment.dataset,
         "protocol": experiment.split.protocol,
         "split": experiment.split.sizes(),
@@ -45,9 +57,21 @@ def write_report(experiment: Experiment, directory: str | Path) -> list[Path]:
         "seed": experiment.seed,
         "first_event_per_item_only": experiment.first_only,
         "facetrec_version": __version__,
+        "main_metric": experiment.main_metric,
+        "best": {metric: list(kinds) for metric, kinds in best.items()},
+        "higher_is_better": {metric: higher_is_better(metric) for metric in best},
+        "models": summary_rows(experiment),
     }
+
+
+def write_report(experiment: Experiment, directory: str | Path) -> list[Path]:
+    """Write the experiment's files into ``directory``; returns their paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    document = results_document(experiment)
+    header = {k: v for k, v in document.items() if k != "models"}
     paths = [out / "results.json", out / "report.md", out / "per_user.parquet"]
-    paths[0].write_text(json.dumps({**header, "models": summary_rows(experiment)}, indent=2) + "\n")
+    paths[0].write_text(json.dumps(document, indent=2) + "\n")
     paths[1].write_text(_markdown(experiment, header))
     _per_user_frame(experiment).to_parquet(paths[2])
     paths += _plots(experiment, out)
@@ -56,6 +80,27 @@ def write_report(experiment: Experiment, directory: str | Path) -> list[Path]:
 
 def _num(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+
+def _ratio_json(experiment: Experiment, ratio: RatioCI) -> dict[str, Any]:
+    best = experiment.best().get(experiment.main_metric, ())
+    return {
+        "metric": experiment.main_metric,
+        "best_model": best[0] if best else None,
+        "ratio": _num(ratio.ratio),
+        "ci95": [_num(ratio.low), _num(ratio.high)],
+        "users": ratio.n_users,
+    }
+
+
+def ratio_text(ratio: RatioCI | None) -> str:
+    """'0.93 [0.90, 0.96]', '1 (best)' or 'n/a': a ratio to the best and its interval, for tables."""
+    if ratio is None or not np.isfinite(ratio.ratio):
+        return "n/a"
+    if ratio.ratio == 1 and ratio.low == 1 and ratio.high == 1:
+        return "1 (best)"
+    interval = f" [{ratio.low:.3f}, {ratio.high:.3f}]" if np.isfinite(ratio.low) else ""
+    return f"{ratio.ratio:.3f}{interval}"
 
 
 def _per_user_frame(experiment: Experiment) -> pd.DataFrame:
@@ -69,6 +114,8 @@ def _per_user_frame(experiment: Experiment) -> pd.DataFrame:
 def _markdown(experiment: Experiment, header: dict[str, Any]) -> str:
     metrics = list(experiment.runs[0].test.summary)
     settings = header["settings"]
+    best = experiment.best()
+    main = experiment.main_metric
     lines = [
         f"# {experiment.dataset}: {experiment.split.protocol} evaluation",
         "",
@@ -77,18 +124,27 @@ def _markdown(experiment: Experiment, header: dict[str, Any]) -> str:
         f"{settings['users']:,} test users, {settings['targets']:,} targets "
         f"({settings['targets_already_in_history']:,} already in the user's history). Seed {experiment.seed}. "
         + ("Only each user's first event per item was kept. " if experiment.first_only else "")
-        + "Intervals are 95 % bootstrap intervals over users.",
+        + "Intervals are 95 % bootstrap intervals over users. **Bold**: the best model for the metric "
+        + f"(lower is better for {', '.join(m for m in metrics if not higher_is_better(m)) or 'none'}). "
+        + f"Ratio: the model's mean {main} over the best model's, with a 95 % paired bootstrap interval "
+        + "(the same users resampled for both).",
         "",
-        "| model | " + " | ".join(metrics) + " | fit s |",
-        "|---|" + "---|" * (len(metrics) + 1),
+        "| model | " + " | ".join(metrics) + f" | ratio to best {main} | fit s | eval s |",
+        "|---|" + "---|" * (len(metrics) + 3),
     ]
     for run in experiment.runs:
         cells = []
         for name in metrics:
             value = run.test.summary[name]
             low, high = run.test.ci.get(name, (np.nan, np.nan))
-            cells.append(f"{value:.4f}" + (f" [{low:.4f}, {high:.4f}]" if np.isfinite(low) else ""))
-        lines.append(f"| {run.kind} | " + " | ".join(cells) + f" | {run.fit_seconds:.1f} |")
+            text = f"{value:.4f}"
+            if run.kind in best.get(name, ()):
+                text = f"**{text}**"
+            cells.append(text + (f" [{low:.4f}, {high:.4f}]" if np.isfinite(low) else ""))
+        ratio = ratio_text(experiment.ratios.get(run.kind))
+        lines.append(
+            f"| {run.kind} | " + " | ".join(cells) + f" | {ratio} | {run.fit_seconds:.1f} | {run.test.seconds:.1f} |"
+        )
     cold_runs = [r for r in experiment.runs if r.cold is not None and r.warm is not None]
     if cold_runs:
         names = list(cold_runs[0].cold.summary)
