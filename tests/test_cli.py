@@ -1,7 +1,12 @@
-"""The command line: each command run in-process, plus the installed script for error output."""
+"""The command line: each command run in-process, plus the installed script for error output.
+
+Assertions read ``--json`` output or files, never Rich tables: those wrap at the terminal's
+width, so a test reading them would pass or fail with the terminal it runs in.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -20,16 +25,25 @@ def run(*args: str):
     return result.output
 
 
+def run_json(*args: str):
+    result = runner.invoke(app, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 def test_synth_inspect_split(tmp_path):
     out = tmp_path / "synth"
-    run("data", "synth", "--out", str(out), "--users", "150", "--items", "90", "--seed", "3")
+    written = run_json("data", "synth", "--out", str(out), "--users", "150", "--items", "90", "--seed", "3")
     dataset = Dataset.load(out)
     assert dataset.interactions.n_users == 150 and dataset.interactions.n_items == 90
+    assert written == {"path": str(out), "interactions": len(dataset.interactions), "users": 150, "items": 90}
     assert (out / "truth_items.parquet").is_file()
-    text = run("data", "inspect", str(out))
-    assert f"{len(dataset.interactions):,}" in text and "events per user" in text and "title" in text
-    text = run("data", "split", str(out), "--protocol", "multi-target")
-    assert "split: multi-target" in text and "test targets" in text
+    stats = run_json("data", "inspect", str(out))
+    assert stats["interactions"] == len(dataset.interactions) and stats["users"] == 150
+    assert stats["user_lengths"]["mean"] == len(dataset.interactions) / 150 and stats["coverage"]["title"] == 1.0
+    split = run_json("data", "split", str(out), "--protocol", "multi-target")
+    assert split["protocol"] == "multi-target" and split["test_targets"] > 0
+    assert split["train_events"] + split["test_targets"] + split["valid_targets"] <= len(dataset.interactions)
 
 
 def test_import_own_files_with_mapping_and_config(tmp_path):
@@ -63,6 +77,10 @@ def test_import_own_files_with_mapping_and_config(tmp_path):
         "mine",
     )
     assert "imported mine: 3 interactions, 2 users, 2 items" in " ".join(text.split())
+    mapping = ["--map", "user=uid", "--map", "item=iid", "--map", "timestamp=when"]
+    second = tmp_path / "again"
+    again = run_json("data", "import", "--interactions", str(tmp_path / "events.csv"), *mapping, "--out", str(second))
+    assert (again["interactions"], again["users"], again["items"], again["path"]) == (3, 2, 2, str(second))
     dataset = Dataset.load(out)
     assert dataset.name == "mine" and dataset.catalog.categories.tolist() == [("a", "b"), ("c",)]
 
@@ -95,7 +113,10 @@ def test_bad_mapping_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "expected FIELD=COLUMN" in result.output
 
 
-def test_demo_runs_end_to_end(tmp_path):
+def test_demo_runs_end_to_end(tmp_path, monkeypatch):
+    from facetrec import cli
+
+    monkeypatch.setattr(cli.console, "width", 300)  # the demo's tables are for people: read them unwrapped
     text = run("demo", "--out", str(tmp_path), "--users", "200", "--items", "120")
     assert "split: loo" in text and "planted interests" in text and "done." in text
     assert Dataset.load(tmp_path / "synthetic").interactions.n_users == 200
@@ -122,7 +143,7 @@ def test_script_prints_one_line_errors_not_tracebacks(tmp_path):
         check=False,
     )
     assert result.returncode == 2
-    assert "error:" in result.stdout and "unparseable timestamps" in result.stdout
+    assert "error:" in result.stderr and "unparseable timestamps" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -148,10 +169,11 @@ def test_import_public_movielens_gives_published_counts(shared_dataset, tmp_path
 def test_evaluate_writes_a_report(tmp_path):
     data = tmp_path / "synth"
     run("data", "synth", "--out", str(data), "--users", "150", "--items", "90")
-    text = run("evaluate", "--dataset", str(data), "--models", "pop", "--k", "5,10", "--out", str(tmp_path / "r"))
-    text = " ".join(text.split())
-    assert "ndcg@5" in text and "interest_coverage@10" in text and "history excluded" in text
-    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "metrics.png").is_file()
+    found = run_json("evaluate", "--dataset", str(data), "--models", "pop", "--k", "5,10", "--out", str(tmp_path / "r"))
+    assert found["settings"]["exclude_history"] is True
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "ndcg@5" in report and "interest_coverage@10" in report and "history items excluded" in report
+    assert (tmp_path / "r" / "metrics.png").is_file()
 
 
 @pytest.mark.dataset
@@ -180,12 +202,15 @@ def test_import_source_with_options(shared_dataset, tmp_path):
 def test_encode_then_similar(tmp_path):
     data = tmp_path / "synth"
     run("data", "synth", "--out", str(data), "--users", "100", "--items", "60")
-    text = run("encode", "--dataset", str(data), "--model", "lexical", "--cache", str(tmp_path / "cache"))
-    assert "embeddings" in text and (data / "item_embeddings.npy").is_file()
+    encoded = run_json("encode", "--dataset", str(data), "--model", "lexical", "--cache", str(tmp_path / "cache"))
+    assert encoded["items"] == 60 and encoded["encoder"].startswith("lexical")
+    assert (data / "item_embeddings.npy").is_file()
     dataset = Dataset.load(data)
     first = dataset.catalog.items.ids[0]
-    text = run("similar", first, "--dataset", str(data), "--n", "3")
-    assert f"nearest to {first}" in text and text.count("│") > 6
+    found = run_json("similar", first, "--dataset", str(data), "--n", "3")
+    assert found["item"] == first and len(found["similar"]) == 3
+    cosines = [row["cosine"] for row in found["similar"]]
+    assert cosines == sorted(cosines, reverse=True) and first not in {row["item"] for row in found["similar"]}
     result = runner.invoke(app, ["similar", "no-such-item", "--dataset", str(data)])
     assert result.exit_code != 0 and "unknown item id 'no-such-item'" in str(result.exception)
 
@@ -206,16 +231,19 @@ def test_train_then_recommend_grouped_by_interest(tmp_path):
         '[ranking]\ndiversity = "mmr"\nlam = 0.7\n'
     )
     bundle = tmp_path / "bundle"
-    assert "wrote bundle" in run("train", "--dataset", str(data), "--out", str(bundle), "--config", str(config))
+    trained = run_json("train", "--dataset", str(data), "--out", str(bundle), "--config", str(config))
+    assert trained["bundle"] == str(bundle) and trained["kind"] == "facet" and (bundle / "manifest.json").is_file()
     dataset = Dataset.load(data)
     user = str(dataset.interactions.users.id_of(0))
-    text = run("recommend", "--bundle", str(bundle), "--user", user, "--n", "5", "--explain")
-    assert "Because you liked" in text and f"recommendations for {user}" in text
-    titles = [dataset.catalog.title(i) for i in range(len(dataset.catalog))]
-    assert sum(title[:20] in text for title in titles) >= 5
+    found = run_json("recommend", "--bundle", str(bundle), "--user", user, "--n", "5", "--explain")
+    assert found["user"] == user and len(found["items"]) == 5 and found["interests"]
+    titles = {dataset.catalog.title(i) for i in range(len(dataset.catalog))}
+    for row in found["items"]:
+        assert row["title"] in titles and row["explanation"].startswith("Because you liked")
+        assert row["label"] == found["interests"][row["interest"]] and row["because"]
     item = str(dataset.catalog.items.id_of(0))
-    text = run("recommend", "--bundle", str(bundle), "--history", item, "--diversity", "dpp", "--lambda", "0.5")
-    assert "recommendations for the given history" in text
+    session = run_json("recommend", "--bundle", str(bundle), "--history", item, "--diversity", "dpp", "--lambda", "0.5")
+    assert session["user"] is None and len(session["items"]) == 10 and item not in {r["item"] for r in session["items"]}
     config.write_text('kind = "facet"\n[modle]\nhidden = 16\n')
     result = runner.invoke(app, ["train", "--dataset", str(data), "--out", str(bundle), "--config", str(config)])
     assert result.exit_code != 0 and "modle" in result.output

@@ -112,7 +112,40 @@ def test_similar_items_exclude_the_item_itself(data, recommender):
     assert found.idx[0] == int(np.argmax(cosine))
 
 
-def test_scorer_without_item_vectors_is_a_clear_error(data):
+def test_a_model_without_item_vectors_ranks_its_scores_and_says_what_needs_vectors(data):
     scorer = PopularityScorer().fit(data.interactions)
-    with pytest.raises(ConfigError, match="exposes no item vectors"):
-        Recommender(scorer, data.catalog, data.interactions)
+    plain = Recommender(scorer, data.catalog, data.interactions)
+    found = plain.recommend(Query(user_id=user(data), n=5))
+    scores = scorer.score(plain.user_history(Query(user_id=user(data))), np.array([0]))[0].astype(float)
+    scores[[data.catalog.items.index(i) for i in seen(data)]] = -np.inf
+    assert found.idx.tolist() == np.lexsort((np.arange(len(scores)), -scores))[:5].tolist()
+    with pytest.raises(ConfigError, match="no item embeddings"):
+        plain.similar(str(data.catalog.items.id_of(7)))
+    with pytest.raises(ConfigError, match="compares items by their vectors"):
+        plain.recommend(Query(user_id=user(data), n=5), diversity="mmr")
+
+
+def test_items_added_while_serving_are_encoded_alone_and_scored_by_a_cold_item_model(data, tmp_path):
+    from facetrec.ids import Vocabulary
+    from facetrec.types import ItemCatalog
+
+    rec = fit_recommender(data, "content", {"encoder": "lexical"}, encoder="auto")
+    assert rec.embeddings is not None and rec.encoder.fitted_items == len(data.catalog)
+    twin = str(data.catalog.items.id_of(5))
+    c = data.catalog
+    text = {k: v[[5]] for k, v in c.text.items()}
+    new = ItemCatalog(Vocabulary(["new-1"], "item"), text, c.categories[[5]], c.tags[[5]])
+    assert rec.add_items(new) == 1
+    assert len(rec.catalog) == len(data.catalog) + 1 and rec.scorer.n_items_ == len(rec.catalog)
+    # the text of item 5, so its vector: a history of item 5 finds the new item first
+    np.testing.assert_allclose(rec.embeddings.vectors[-1], rec.embeddings.vectors[5], atol=1e-6)
+    found = rec.recommend(Query(history=(twin,), n=3))
+    assert "new-1" in set(found.ids)
+    rec.save(tmp_path / "grown")
+    back = Recommender.load(tmp_path / "grown")
+    assert back.recommend(Query(history=(twin,), n=3)).ids.tolist() == found.ids.tolist()
+    # an ID-only model cannot score the new item: it is never returned, and nothing breaks
+    ease = fit_recommender(data, "ease", {}, encoder="lexical")
+    ease.add_items(new)
+    everything = ease.recommend(Query(user_id=user(data), n=len(ease.catalog) - len(seen(data)) - 1))
+    assert "new-1" not in set(everything.ids)

@@ -6,6 +6,7 @@ Heavy libraries are imported inside commands so that ``facetrec --help`` stays i
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +21,21 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[model] table" must not be read as markup
 )
-data_app = typer.Typer(help="Get, import, synthesise, split and inspect datasets.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Get, import, synthesise, split and inspect datasets.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
-console = Console()
+console = Console(soft_wrap=True)  # lines are never broken inside a path or an id; tables still fit
+JSON_HELP = "Print the result as JSON on stdout (for scripts and tests; never wrapped)."
+
+
+def _emit(value: object) -> None:
+    """Print ``value`` as JSON on stdout, plainly (no Rich markup, highlighting or wrapping)."""
+    import json
+
+    print(json.dumps(value, indent=2, default=str))
 
 
 def _cache_dir() -> Path:
@@ -54,11 +66,15 @@ def data_fetch(
         Path | None, typer.Option(help="Download folder (default: $FACETREC_CACHE_DIR or ~/.cache/facetrec).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Download again even if a verified copy exists.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Download a public dataset and verify its checksum."""
     from facetrec.data.sources.fetch import fetch
 
     path = fetch(name, cache or _cache_dir(), force=force)
+    if as_json:
+        _emit({"dataset": name, "path": str(path)})
+        return
     console.print(
         f"[green]✓[/green] {name} is in {path}\nimport it with: facetrec data import {name} --path {path} "
         f"--out data/{name}"
@@ -66,11 +82,15 @@ def data_fetch(
 
 
 @data_app.command("sources")
-def data_sources() -> None:
+def data_sources(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List the public datasets facetrec can read."""
     from rich.table import Table
 
     from facetrec.data.sources import SOURCES
+
+    if as_json:
+        _emit([{"name": s.name, "description": s.description} for s in SOURCES.values()])
+        return
 
     table = Table(title="public dataset sources")
     table.add_column("name")
@@ -110,57 +130,123 @@ def data_import(
     ] = None,
     min_user: Annotated[int, typer.Option(help="k-core: keep users with at least this many events.")] = 0,
     min_item: Annotated[int, typer.Option(help="k-core: keep items with at least this many events.")] = 0,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            help="How date strings are written, as a strftime pattern, e.g. %d/%m/%Y or %m/%d/%Y; needed for "
+            "dates such as 03/04/2021 whose day and month order is ambiguous (ISO 8601 and epoch numbers need none)."
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of CSV/TSV/JSONL files (default utf-8), e.g. latin-1 or cp1252."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Import a public dataset (by name, from --path) or your own files into a dataset directory."""
-    from facetrec.config import from_dict, load_toml
+    import warnings
+
+    from facetrec.config import from_dict
     from facetrec.data.ingest import IngestOptions, InteractionColumns, ItemColumns, load_files
     from facetrec.data.sources import load_source
 
     kcore = {"min_user_interactions": min_user, "min_item_interactions": min_item}
-    if source is not None:
-        if path is None:
-            raise typer.BadParameter(
-                "give the folder holding the raw files (or run `facetrec data fetch` first)", param_hint="--path"
+    given = {"date_format": date_format, "encoding": encoding}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if source is not None:
+            if path is None:
+                raise typer.BadParameter(
+                    "give the folder holding the raw files (or run `facetrec data fetch` first)", param_hint="--path"
+                )
+            for key, value in given.items():
+                if value is not None:
+                    flag = "--" + key.replace("_", "-")
+                    message = f"applies to your own files (--interactions); the {source} reader knows its format"
+                    raise typer.BadParameter(message, param_hint=flag)
+            with _stage(f"reading {source} from {path}"):
+                options = {
+                    **_source_options(source, _pairs(option, "--option")),
+                    **{k: v for k, v in kcore.items() if v},
+                }
+                dataset = load_source(source, path, **options)
+        else:
+            if interactions is None:
+                raise typer.BadParameter(
+                    "name a public source or give --interactions FILE", param_hint="--interactions"
+                )
+            table = _import_table(config)
+            columns = from_dict(InteractionColumns, {**table.get("columns", {}), **_pairs(map_, "--map")}, "columns")
+            item_columns = from_dict(
+                ItemColumns, {**table.get("item_columns", {}), **_pairs(item_map, "--item-map")}, "item_columns"
             )
-        with _stage(f"reading {source} from {path}"):
-            options = {**_source_options(source, _pairs(option, "--option")), **{k: v for k, v in kcore.items() if v}}
-            dataset = load_source(source, path, **options)
-    else:
-        if interactions is None:
-            raise typer.BadParameter("name a public source or give --interactions FILE", param_hint="--interactions")
-        table = load_toml(config) if config else {}
-        columns = from_dict(InteractionColumns, {**table.get("columns", {}), **_pairs(map_, "--map")}, "columns")
-        item_columns = from_dict(
-            ItemColumns, {**table.get("item_columns", {}), **_pairs(item_map, "--item-map")}, "item_columns"
-        )
-        options = from_dict(
-            IngestOptions, {**table.get("options", {}), **{k: v for k, v in kcore.items() if v}}, "options"
-        )
-        with _stage(f"reading {interactions}" + (f" and {items}" if items else "")):
-            dataset = load_files(
-                interactions, items, name=name, columns=columns, item_columns=item_columns, options=options
-            )
+            overrides = {k: v for k, v in {**kcore, **given}.items() if v}
+            options = from_dict(IngestOptions, {**table.get("options", {}), **overrides}, "options")
+            with _stage(f"reading {interactions}" + (f" and {items}" if items else "")):
+                dataset = load_files(
+                    interactions, items, name=name, columns=columns, item_columns=item_columns, options=options
+                )
     if name:
         dataset = type(dataset)(name, dataset.interactions, dataset.catalog, dataset.notes, dataset.extras)
     with _stage(f"writing {out}"):
         dataset.save(out)
-    _print_notes(dataset.notes)
+    developer_only = (DeprecationWarning, PendingDeprecationWarning)  # hidden by Python's default filters too
+    warned = [str(w.message) for w in caught if not issubclass(w.category, developer_only)]
     i = dataset.interactions
+    if as_json:
+        counts = {"interactions": len(i), "users": i.n_users, "items": i.n_items}
+        _emit({"name": dataset.name, "path": str(out), **counts, "notes": list(dataset.notes), "warnings": warned})
+        return
+    _print_import_messages(dataset.notes, warned)
     console.print(
         f"imported [bold]{dataset.name}[/bold]: {len(i):,} interactions, {i.n_users:,} users, "
         f"{i.n_items:,} items -> {out}"
     )
 
 
+def _import_table(config: Path | None) -> dict:
+    """The import TOML file, whose only tables are columns, item_columns and options."""
+    from facetrec.config import load_toml
+
+    table = load_toml(config) if config else {}
+    unknown = sorted(set(table) - {"columns", "item_columns", "options"})
+    if unknown:
+        raise typer.BadParameter(
+            f"{config}: unknown key(s) {', '.join(unknown)}; valid tables: [columns], [item_columns], [options]",
+            param_hint="--config",
+        )
+    return table
+
+
+def _print_import_messages(notes: tuple[str, ...], warned: list[str]) -> None:
+    """Each note once, then each warning that is not already a note (messages only, no code locations)."""
+    from rich.text import Text
+
+    shown = set()
+    for kind, message in [*(("note", n) for n in notes), *(("warning", w) for w in warned)]:
+        if message in shown:
+            continue
+        shown.add(message)
+        console.print(Text.assemble((f"{kind}: ", "yellow"), message), soft_wrap=True)
+
+
 @data_app.command("inspect")
-def data_inspect(directory: Annotated[Path, typer.Argument(help="A dataset directory from `data import`.")]) -> None:
+def data_inspect(
+    directory: Annotated[Path, typer.Argument(help="A dataset directory from `data import`.")],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
     """Print counts, sparsity, sequence-length and popularity distributions and text coverage."""
+    from dataclasses import asdict
+
     from facetrec.console import stats_tables
     from facetrec.data.dataset import Dataset
     from facetrec.data.inspect import describe
 
     with _stage(f"loading {directory}"):
         dataset = Dataset.load(directory)
+    if as_json:
+        _emit({**asdict(describe(dataset)), "notes": list(dataset.notes)})
+        return
     for table in stats_tables(describe(dataset)):
         console.print(table)
     _print_notes(dataset.notes)
@@ -172,6 +258,7 @@ def data_synth(
     users: Annotated[int, typer.Option(help="Number of users.")] = 2000,
     items: Annotated[int, typer.Option(help="Number of items.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Generate synthetic multi-interest data with known answers (topics, user interests)."""
     from facetrec.data.synthetic import SynthConfig, generate
@@ -181,6 +268,10 @@ def data_synth(
     with _stage(f"writing {out}"):
         synthetic.dataset.save(out)
         synthetic.save_truth(out)
+    if as_json:
+        i = synthetic.dataset.interactions
+        _emit({"path": str(out), "interactions": len(i), "users": i.n_users, "items": i.n_items})
+        return
     console.print(f"wrote {synthetic.dataset!r} with its ground truth to {out}")
 
 
@@ -189,6 +280,7 @@ def data_split(
     directory: Annotated[Path, typer.Argument(help="A dataset directory.")],
     protocol: Annotated[str, typer.Option(help="loo, temporal, ratio or multi-target.")] = "loo",
     seed: Annotated[int, typer.Option(help="Seed for protocols that sample users.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Split a dataset and print the size of each part (nothing is written)."""
     from facetrec.console import split_table
@@ -196,20 +288,41 @@ def data_split(
     from facetrec.data.split import make_split
 
     split = make_split(Dataset.load(directory).interactions, protocol, seed)
+    if as_json:
+        _emit({"protocol": split.protocol, **split.sizes(), "notes": list(split.notes)})
+        return
     console.print(split_table(split))
     _print_notes(split.notes)
 
 
-@app.command()
+class _EvaluateCommand(typer.core.TyperCommand):
+    """`evaluate`'s command: its --help lists the registered model kinds, read from the registry
+    only when help is shown (importing it at start-up would slow every command down)."""
+
+    def format_help(self, ctx, formatter) -> None:  # type: ignore[no-untyped-def]
+        from facetrec.scoring.registry import SCORERS
+
+        for param in self.params:
+            if param.help and "{kinds}" in param.help:
+                param.help = param.help.replace("{kinds}", ", ".join(SCORERS))
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_EvaluateCommand)
 def evaluate(
-    dataset: Annotated[Path, typer.Option(help="A dataset directory (from `data import` or `data synth`).")],
+    ctx: typer.Context,
+    dataset: Annotated[
+        Path | None, typer.Option(help="A dataset directory (from `data import` or `data synth`).")
+    ] = None,
     models: Annotated[
-        str, typer.Option(help="Comma-separated model kinds: pop, itemknn, ease, als, bpr, sasrec.")
+        str, typer.Option(help="Comma-separated model kinds, any of the registered ones: {kinds}.")
     ] = "pop,itemknn,ease,als",
     protocol: Annotated[str, typer.Option(help="loo, temporal, ratio or multi-target.")] = "loo",
-    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated, e.g. 10,20,50.")] = "10",
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated, e.g. 10,20,50 (main metric: ndcg@first).")] = "10",
     out: Annotated[Path | None, typer.Option(help="Write report.md, results.json and plots here.")] = None,
-    tune: Annotated[bool, typer.Option(help="Pick each model's settings on the validation targets first.")] = False,
+    tune: Annotated[
+        bool, typer.Option(help="Pick each model's settings on the validation targets first (given --param stay).")
+    ] = False,
     include_history: Annotated[
         bool, typer.Option(help="Let already-seen items be ranked (RecBole's choice for sequential models).")
     ] = False,
@@ -223,40 +336,232 @@ def evaluate(
         bool, typer.Option(help="Treat view events as shown-but-not-clicked impressions and report click AUC.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file with any of these options (dataset, models, protocol, k, seed, tune, ...) and a "
+            "[models.KIND] table of parameters per model, e.g. [models.ease] l2 = 500; options given on the "
+            "command line override it (docs/evaluation.md)."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A model parameter MODEL.KEY=VALUE, the value in TOML syntax (a bare word is a string), e.g. "
+            "--param ease.l2=500 --param facet.routing=hard --param sasrec.epochs=40 (repeatable; overrides "
+            "--config)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout (progress stays on stderr).")
+    ] = False,
 ) -> None:
-    """Fit and evaluate models side by side on one split (full ranking by default)."""
+    """Fit and evaluate models side by side on one split (full ranking by default).
+
+    Stdout gets the results only (a table, or JSON with --json); progress with an estimate of
+    the time left goes to stderr.
+    """
     from dataclasses import replace
 
-    from facetrec.console import results_table
+    from facetrec.console import results_table, stage
     from facetrec.data.dataset import Dataset
-    from facetrec.evaluation.experiment import default_metrics, run_experiment
+    from facetrec.errors import ConfigError
+    from facetrec.evaluation.experiment import check_params, default_metrics, run_experiment
     from facetrec.evaluation.protocol import EvalConfig
-    from facetrec.evaluation.report import write_report
+    from facetrec.evaluation.report import results_document, write_report
 
-    cutoffs = tuple(int(v) for v in k.split(",") if v.strip())
-    with _stage(f"loading {dataset}"):
-        data = Dataset.load(dataset)
-        interests = _planted_interests(dataset)
+    err = Console(stderr=True)
+    run = _evaluate_settings(ctx, config, err)
+    kinds, params = run["models"], run["params"]
+    try:
+        params = check_params(kinds, params)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--param/--config") from None
+    if run["dataset"] is None:
+        raise typer.BadParameter('give the dataset directory, or dataset = "DIR" in --config', param_hint="--dataset")
+    directory = Path(run["dataset"])
+    with stage(err, f"loading {directory}"):
+        data = Dataset.load(directory)
+        interests = _planted_interests(directory)
     has_categories = any(len(c) for c in data.catalog.categories) or interests is not None
-    config = EvalConfig(metrics=default_metrics(has_categories, interests is not None, cutoffs), seed=seed)
-    config = replace(config, exclude_history=not include_history, sampled_negatives=sampled)
-    with console.status("fitting and evaluating…") as status:
+    cutoffs = run["k"]
+    config_ = EvalConfig(metrics=default_metrics(has_categories, interests is not None, cutoffs), seed=run["seed"])
+    config_ = replace(config_, exclude_history=not run["include_history"], sampled_negatives=run["sampled"])
+    with _Progress(err, kinds, params) as on_event:
         experiment = run_experiment(
             data,
-            [m.strip() for m in models.split(",") if m.strip()],
-            protocol=protocol,
-            config=config,
-            tune=tune,
-            seed=seed,
-            first_only=first_only,
-            click_auc=click_auc,
+            kinds,
+            protocol=run["protocol"],
+            config=config_,
+            params=params,
+            tune=run["tune"],
+            tune_metric=config_.metrics[0],
+            seed=run["seed"],
+            first_only=run["first_only"],
+            click_auc=run["click_auc"],
             interests=interests,
-            on_event=lambda message: (console.print(f"  {message}"), status.update(message)),
+            on_event=on_event,
         )
-    console.print(results_table(experiment))
-    if out is not None:
-        for path in write_report(experiment, out):
-            console.print(f"wrote {path}")
+    if run["json"]:
+        _emit(results_document(experiment))
+    else:
+        console.print(results_table(experiment))
+    if run["out"] is not None:
+        for path in write_report(experiment, Path(run["out"])):
+            err.print(f"wrote {path}", highlight=False, markup=False)
+
+
+def _evaluate_settings(ctx: typer.Context, config: Path | None, err: Console) -> dict:
+    """The run's settings: each from the command line if given there, else from --config, else
+    the option's default; models as a list and their parameters (file tables under --param)."""
+    import re
+
+    from facetrec.config import from_dict, load_toml
+    from facetrec.errors import ConfigError
+    from facetrec.evaluation.experiment import RunConfig
+
+    table: dict = {}
+    if config is not None:
+        try:
+            table = load_toml(config)
+            from_dict(RunConfig, table, str(config))
+        except ConfigError as exc:
+            text = config.read_text() if config.is_file() else ""
+            hint = (
+                "; a models = ... list and [models.KIND] tables cannot both be in one file: give every model "
+                "its own [models.KIND] table (an empty one runs it with its defaults)"
+                if re.search(r"^\s*models\s*=", text, re.M) and re.search(r"^\s*\[models\.", text, re.M)
+                else ""
+            )
+            raise typer.BadParameter(str(exc) + hint, param_hint="--config") from None
+    run = {}
+    for name in RunConfig.__dataclass_fields__:
+        option = "as_json" if name == "json" else name
+        run[name] = table[name] if name in table and not _given(ctx, option) else ctx.params[option]
+    where = "--models" if _given(ctx, "models") else "--config"
+    file_params: dict = {}
+    if isinstance(run["models"], dict):
+        file_params, kinds = run["models"], list(run["models"])
+    else:
+        kinds = run["models"].split(",") if isinstance(run["models"], str) else list(run["models"])
+        file_params = table["models"] if isinstance(table.get("models"), dict) else {}
+    kinds = [kind.strip() for kind in kinds if kind.strip()]
+    if not kinds:
+        raise typer.BadParameter("name at least one model kind", param_hint=where)
+    _check_kinds(kinds, where)
+    unused = [kind for kind in file_params if kind not in kinds]
+    if unused:
+        err.print(
+            f"note: {config} has parameters for {', '.join(unused)}, not in --models {','.join(kinds)}; "
+            "they are not used",
+            highlight=False,
+            markup=False,
+        )
+    params = {kind: dict(file_params[kind]) for kind in kinds if file_params.get(kind)}
+    for kind, values in _model_params(ctx.params.get("param") or []).items():
+        params.setdefault(kind, {}).update(values)
+    run["models"], run["params"] = kinds, params
+    run["k"] = _cutoffs(run["k"], "--k" if _given(ctx, "k") else "--config")
+    return run
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """Whether ``option`` was set on the command line or by its environment variable (not a default)."""
+    source = ctx.get_parameter_source(option)  # typer may vendor click: compare by name, not by enum identity
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _check_kinds(kinds: list[str], where: str) -> None:
+    from facetrec.scoring.registry import SCORERS
+
+    unknown = [kind for kind in kinds if kind not in SCORERS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown model kind {unknown[0]!r}; choose from {', '.join(SCORERS)}", param_hint=where
+        )
+
+
+def _cutoffs(value: object, where: str) -> tuple[int, ...]:
+    """Cut-offs from 10, "10,20" or [10, 20]."""
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    try:
+        cutoffs = tuple(int(str(v).strip()) for v in parts if str(v).strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated whole numbers such as 10,20, got {value!r}", param_hint=where
+        ) from None
+    if not cutoffs or min(cutoffs) < 1:
+        raise typer.BadParameter(f"expected cut-offs of at least 1, got {value!r}", param_hint=where)
+    return cutoffs
+
+
+def _model_params(values: list[str]) -> dict[str, dict[str, object]]:
+    """--param MODEL.KEY=VALUE strings as {model: {key: value}}, values read as TOML (a bare word is a string)."""
+    import tomllib
+
+    out: dict[str, dict[str, object]] = {}
+    for value in values:
+        target, sep, raw = value.partition("=")
+        kind, dot, key = target.strip().rpartition(".")
+        if not sep or not dot or not kind or not key or not raw.strip():
+            raise typer.BadParameter(
+                f"expected MODEL.KEY=VALUE such as ease.l2=500, got {value!r}", param_hint="--param"
+            )
+        try:
+            parsed = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            parsed = raw.strip()  # a bare word: facet.routing=hard means the string "hard"
+        out.setdefault(kind, {})[key.strip()] = parsed
+    return out
+
+
+class _Progress:
+    """Progress lines for stderr: plain lines, or above a Rich status line when it is a terminal.
+
+    Models that draw their own training bar (``progress`` in their config) get the terminal to
+    themselves while they are tuned and fitted: two live displays would garble each other.
+    """
+
+    def __init__(self, err: Console, kinds: list[str], params: dict[str, dict]) -> None:
+        self.err, self.status, self.running = err, None, False
+        self.own_bars = {kind for kind in kinds if _draws_own_bar(kind, params.get(kind, {}))}
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self.err.is_terminal:
+            self.status = self.err.status("starting…")
+        return self.show
+
+    def show(self, message: str) -> None:
+        import re
+
+        if self.status is None:
+            typer.echo(message, err=True)
+            return
+        self.err.print(message, highlight=False, markup=False)
+        training = re.match(r"\[\d+/\d+\] (?:fitting|tuning) (\S+?)(?::| \.\.\.)", message)
+        if training and training.group(1) in self.own_bars:
+            self._stop()
+        else:
+            self.status.update(message)
+            if not self.running:
+                self.status.start()
+                self.running = True
+
+    def _stop(self) -> None:
+        if self.status is not None and self.running:
+            self.status.stop()
+            self.running = False
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+
+def _draws_own_bar(kind: str, params: dict) -> bool:
+    """Whether ``kind``'s training loop shows its own progress bar with these parameters."""
+    from facetrec.scoring.registry import scorer_class
+
+    fields = scorer_class(kind).config_class.__dataclass_fields__
+    return "progress" in fields and bool(params.get("progress", fields["progress"].default))
 
 
 def _source_options(source: str, raw: dict[str, str]) -> dict[str, object]:
@@ -311,11 +616,12 @@ def encode(
         Path | None,
         typer.Option(help="Embedding cache (default: $FACETREC_CACHE_DIR/embeddings); nothing is encoded twice."),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Encode every item's text (title, categories, tags, description) into item embeddings."""
+    from facetrec.content.item_encoder import TextItemEncoder
     from facetrec.content.store import save_item_embeddings
     from facetrec.data.dataset import Dataset
-    from facetrec.scoring.content_knn import ContentKNNConfig, encode_catalog
 
     if backend not in ("torch", "onnx"):
         raise typer.BadParameter("choose torch or onnx", param_hint="--backend")
@@ -323,10 +629,13 @@ def encode(
         raise typer.BadParameter("the onnx backend is wired for the bundled minilm model", param_hint="--backend")
     name = "minilm-onnx-int8" if backend == "onnx" else model
     data = Dataset.load(dataset)
-    config = ContentKNNConfig(encoder=name, max_tokens=max_tokens, store_dir=str(cache or _cache_dir() / "embeddings"))
-    with _stage(f"encoding {len(data.catalog):,} items with {name}"):
-        embeddings = encode_catalog(data.catalog, config)
+    encoder = TextItemEncoder(encoder=name, max_tokens=max_tokens, store_dir=str(cache or _cache_dir() / "embeddings"))
+    _note(f"encoding {len(data.catalog):,} items with {name}")
+    embeddings = encoder.encode(data.catalog, progress=True)  # a bar with items/s and ETA on stderr
     save_item_embeddings(embeddings, dataset)
+    if as_json:
+        _emit({"path": str(dataset), "items": len(embeddings), "dim": embeddings.dim, "encoder": embeddings.encoder_id})
+        return
     console.print(f"wrote {len(embeddings):,} x {embeddings.dim} embeddings ({embeddings.encoder_id}) to {dataset}")
 
 
@@ -335,6 +644,7 @@ def similar(
     item: Annotated[str, typer.Argument(help="An item id.")],
     dataset: Annotated[Path, typer.Option(help="A dataset directory with embeddings from `facetrec encode`.")],
     n: Annotated[int, typer.Option(help="How many neighbours.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Print the items whose embeddings are nearest to ITEM, with titles: a sanity check to read."""
     import numpy as np
@@ -351,6 +661,11 @@ def similar(
     scores = vectors @ vectors[index]
     scores[index] = -np.inf
     order = np.argsort(-scores, kind="stable")[:n]
+    if as_json:
+        rows = [{"item": str(data.catalog.items.id_of(int(j))), "title": data.catalog.title(int(j)),
+                 "cosine": float(scores[j])} for j in order]  # fmt: skip
+        _emit({"item": item, "title": data.catalog.title(index), "similar": rows})
+        return
     table = Table(title=f"nearest to {item}: {data.catalog.title(index)}")
     for column in ("item", "title", "cosine"):
         table.add_column(column, justify="right" if column == "cosine" else "left")
@@ -363,12 +678,26 @@ def similar(
 def train(
     dataset: Annotated[Path, typer.Option(help="A dataset directory (from `data import` or `data synth`).")],
     out: Annotated[Path, typer.Option(help="Where to write the bundle (scorer, catalogue, histories).")],
-    model: Annotated[str, typer.Option(help="Model kind, e.g. facet, sasrec-text, sasrec, ease.")] = "facet",
+    model: Annotated[str, typer.Option(help="Model kind (see `facetrec models`), e.g. facet, sasrec-text, ease.")] = (
+        "facet"
+    ),
     config: Annotated[
-        Path | None, typer.Option(help="TOML with optional `kind`, a [model] table and a [ranking] table.")
+        Path | None, typer.Option(help="TOML with optional `kind`, `encoder`, a [model] table and a [ranking] table.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A model setting KEY=VALUE (TOML value), e.g. --param epochs=40 (repeatable)."),
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Item encoder whose embeddings the bundle stores: auto (the model's own, else lexical "
+            "when items have text), none, lexical, minilm, or a sentence-transformers path or name."
+        ),
     ] = None,
     first_only: Annotated[bool, typer.Option(help="Keep each user's first event per item.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for training.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Train a model on a whole dataset and save a bundle for `recommend` and `serve`."""
     from facetrec.config import from_dict, load_toml
@@ -377,17 +706,41 @@ def train(
     from facetrec.recommender import fit_recommender
 
     settings = load_toml(config) if config is not None else {}
-    unknown = sorted(set(settings) - {"kind", "model", "ranking"})
+    unknown = sorted(set(settings) - {"kind", "encoder", "model", "ranking"})
     if unknown:
-        raise typer.BadParameter(f"unknown keys {unknown}; use kind, [model] and [ranking]", param_hint="--config")
+        raise typer.BadParameter(
+            f"unknown keys {unknown}; use kind, encoder, [model] and [ranking]", param_hint="--config"
+        )
     kind = settings.get("kind", model)
+    params = {**settings.get("model", {}), **_toml_pairs(param, "--param")}
     ranking = from_dict(RankConfig, settings.get("ranking", {}), f"{config} [ranking]")
     with _stage(f"loading {dataset}"):
         data = Dataset.load(dataset)
-    console.print(f"training {kind} on {len(data.interactions):,} events")
-    recommender = fit_recommender(data, kind, settings.get("model", {}), ranking, seed, first_only)
+    _note(f"training {kind} on {len(data.interactions):,} events")
+    chosen = encoder or settings.get("encoder", "auto")
+    recommender = fit_recommender(data, kind, params, ranking, seed, first_only, encoder=chosen)
     path = recommender.save(out)
-    console.print(f"wrote bundle {path.parent}")
+    if as_json:
+        embedded = recommender.embeddings.encoder_id if recommender.embeddings is not None else None
+        _emit({"bundle": str(path.parent), "kind": kind, "events": len(data.interactions), "embeddings": embedded})
+        return
+    console.print(f"wrote bundle {path.parent}", highlight=False)
+
+
+def _toml_pairs(values: list[str] | None, option: str) -> dict[str, object]:
+    """KEY=VALUE pairs with TOML values (``epochs=40``, ``routing="hard"``; a bare word is a string)."""
+    import tomllib
+
+    out: dict[str, object] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 @app.command()
@@ -403,12 +756,13 @@ def recommend(
         float | None, typer.Option("--lambda", help="Relevance vs diversity trade-off (1 = relevance only).")
     ] = None,
     explain: Annotated[bool, typer.Option(help="Say why each item is recommended.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Print recommendations for a user or a raw history, grouped by the interest that produced them."""
     import numpy as np
     from rich.table import Table
 
-    from facetrec.recommender import Recommender
+    from facetrec.recommender import Recommender, list_rows
     from facetrec.types import Query
 
     if user is None and not history:
@@ -420,6 +774,9 @@ def recommend(
     found = recommender.interests(query)
     labels = found[1] if found else []
     listing = recommender.recommend(query, explain=explain, **overrides)
+    if as_json:
+        _emit({"user": user, "interests": labels, "items": list_rows(recommender, listing, labels)})
+        return
     table = Table(title=f"recommendations for {user or 'the given history'}")
     for column in ("interest", "item", "title", "score") + (("why",) if explain else ()):
         table.add_column(column)
@@ -433,6 +790,25 @@ def recommend(
                 row.append(str(listing.fields["explanation"][r]))
             table.add_row(*row)
             name = ""
+    console.print(table)
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """List the registered models: what each needs from the data and what it can do."""
+    from rich.table import Table
+
+    from facetrec.scoring.registry import describe
+
+    rows = describe()
+    if as_json:
+        _emit(rows)
+        return
+    table = Table(title="registered models")
+    for column in ("kind", "needs", "can", "summary"):
+        table.add_column(column, no_wrap=column == "kind")
+    for row in rows:
+        table.add_row(row["kind"], ", ".join(row["needs"]), ", ".join(row["can"]), row["summary"])
     console.print(table)
 
 
@@ -452,7 +828,9 @@ def serve(
             envvar="FACETREC_API_KEY", help="Key for POST /events and /admin (default: a random one, printed)."
         ),
     ] = None,
-    fold_every: Annotated[int, typer.Option(help="Fold posted events into the histories every N events.")] = 256,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes; each loads the bundle, all share the event store.")
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve recommendations, events, interests and a web page over HTTP (docs/serving.md)."""
@@ -462,15 +840,15 @@ def serve(
 
     if not 1 <= port <= 65535:
         raise typer.BadParameter("must be between 1 and 65535", param_hint="--port")
-    if fold_every < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--fold-every")
+    if workers < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--workers")
     page = f"http://{host}:{port}/"
     if not api_key:
         api_key = secrets.token_urlsafe(24)
-        console.print(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
+        typer.echo(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
         page += f"#key={api_key}"  # the page reads it from the fragment, which is never sent to the server
-    console.print(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)", soft_wrap=True)
-    run(bundle, host, port, events, api_key, fold_every, log_level)
+    typer.echo(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)")  # plain: never wrapped
+    run(bundle, host, port, events, api_key, workers, log_level)
 
 
 @app.command()
@@ -479,20 +857,24 @@ def retrain(
     events: Annotated[Path, typer.Option(help="The service's SQLite event store.")],
     out: Annotated[Path, typer.Option(help="Where to write the new bundle.")],
     epochs: Annotated[int | None, typer.Option(help="Override the model's epochs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Fold the stored events into a new bundle offline; swap it in with POST /admin/reload."""
     from facetrec.serving.retrain import retrain as fold_and_fit
-    from facetrec.serving.store import SQLiteEventStore
+    from facetrec.serving.store import SQLiteHistoryStore
 
     if not events.is_file():
         raise typer.BadParameter(f"{events} does not exist", param_hint="--events")
-    store = SQLiteEventStore(events)
+    store = SQLiteHistoryStore(events)
     try:
         with _stage(f"retraining {bundle} with the events in {events}"):
             manifest, n = fold_and_fit(bundle, store, out, epochs)
     finally:
         store.close()
-    console.print(f"wrote bundle {manifest.parent} ({n:,} new events folded in)")
+    if as_json:
+        _emit({"bundle": str(manifest.parent), "events_folded": n})
+        return
+    console.print(f"wrote bundle {manifest.parent} ({n:,} new events folded in)", highlight=False)
 
 
 @app.command()
@@ -508,10 +890,18 @@ def demo(
     run_demo(console, out, users=users, items=items, seed=seed)
 
 
+def _note(message: str) -> None:
+    """A progress line on stderr, printed plainly (stdout keeps the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _stage(message: str):
+    """A spinner, then a tick line with the duration, on stderr (stdout keeps the results)."""
+    from rich.markup import escape
+
     from facetrec.console import stage
 
-    return stage(console, message)
+    return stage(Console(stderr=True, soft_wrap=True, highlight=False), escape(message))
 
 
 def _print_notes(notes: tuple[str, ...]) -> None:
@@ -524,5 +914,7 @@ def main() -> None:
     try:
         app()
     except FacetrecError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None

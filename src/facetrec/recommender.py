@@ -1,19 +1,28 @@
-"""One plain class composing the stages: histories -> scorer (user states) -> ranker -> a list.
+"""One plain class composing the stages: histories -> model (user states or scores) -> ranker -> a list.
 
-A :class:`Recommender` holds a fitted scorer, the item catalogue, the known users' event
-histories and a :class:`~facetrec.ranking.Ranker`. ``recommend(Query)`` serves a known user,
-a new user given only a raw history, and an anonymous session the same way: a history in, a
-ranked, filtered, diversified and (on request) explained :class:`ItemList` out. Events added
-with :meth:`add_events` change the next recommendation without retraining.
+A :class:`Recommender` holds a fitted model (any registered scorer), the item catalogue, its
+item embeddings (from the bundle's item encoder), a :class:`~facetrec.history.HistoryStore`
+and a :class:`~facetrec.ranking.Ranker`. ``recommend(Query)`` is the one place a list is made:
+the CLI, the HTTP service and evaluation (``recommend_batch``, which scores users in blocks but
+ranks each with the same code) all go through it, so a published number describes the list a
+user receives. What the model can do is read from its declared capabilities, never guessed:
 
-A bundle on disk is a directory: ``manifest.json`` (format, version, ranking config),
-``scorer/`` (the scorer's own manifest and safetensors) and ``data/`` (catalogue and known
-histories as a dataset directory). No pickle.
+- a model with **interest vectors** (the facet model) encodes the history into a UserState and
+  the ranker retrieves per interest and merges by ``RankConfig.interest_merge``;
+- any other model scores every item from the history and the ranker ranks those scores;
+- a user with no events gets the model's scores for an empty history (popularity for the
+  sequence models), explained as such.
+
+A bundle on disk is a directory: ``manifest.json`` (format, versions, model kind, ranking
+config), ``scorer/`` (the model's manifest and safetensors), ``embeddings/`` (item embeddings
+and the encoder's settings) and ``data/`` (catalogue and histories as a dataset directory). No pickle.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +33,87 @@ from facetrec.component import Component
 from facetrec.config import from_dict, to_dict
 from facetrec.data.dataset import Dataset
 from facetrec.errors import ConfigError, DataError, UnknownIdError
+from facetrec.history import EventRecord, MemoryHistoryStore
 from facetrec.ids import Vocabulary
 from facetrec.ranking import RankConfig, Ranker
 from facetrec.scoring.base import Scorer
-from facetrec.types import Event, Interactions, ItemCatalog, ItemList, Query, UserState
+from facetrec.types import Event, Interactions, ItemCatalog, ItemEmbeddings, ItemList, Query, UserState
 
 BUNDLE_FORMAT = "facetrec-bundle"
 POPULAR = "Popular right now"
+ENCODER_CHOICES = "auto, none, lexical, minilm, minilm-onnx-int8, or a sentence-transformers model path or name"
 
 
 class Recommender:
-    """A fitted scorer, the catalogue, known histories and a ranker, ready to answer queries."""
+    """A fitted model, the catalogue, item embeddings, histories and a ranker, ready to answer queries."""
 
     def __init__(
-        self, scorer: Scorer, catalog: ItemCatalog, history: Interactions, ranking: RankConfig | None = None
+        self,
+        scorer: Scorer,
+        catalog: ItemCatalog,
+        history: Interactions | MemoryHistoryStore,
+        ranking: RankConfig | None = None,
+        *,
+        embeddings: ItemEmbeddings | None = None,
+        encoder: Any = None,
+        cache_users: int = 50_000,
     ) -> None:
         scorer._require_fitted("Recommender")
-        if history.items != catalog.items or len(catalog) != scorer.n_items_:
+        store = history if isinstance(history, MemoryHistoryStore) else MemoryHistoryStore(history)
+        if not store.items == catalog.items or scorer.n_items_ > len(catalog):
             raise DataError(
                 f"Recommender: scorer ({scorer.n_items_} items), catalogue ({len(catalog)}) and histories "
-                f"({history.n_items}) must share one item vocabulary"
+                f"({len(store.items)}) must share one item vocabulary"
             )
-        self.scorer, self.catalog = scorer, catalog
-        self.history = history.sorted()
+        if embeddings is not None and not embeddings.items == catalog.items:
+            raise DataError("Recommender: the item embeddings were made for another catalogue")
+        self.scorer, self.catalog, self.histories = scorer, catalog, store
         self.ranking = ranking or RankConfig()
-        self._item_vectors = self._vectors()
+        self.embeddings, self.encoder = embeddings, encoder
         self._ranker: Ranker | None = None
-
-    # ------------------------------------------------------------------ histories
+        self._placer: Any = None
+        self.cache_users = cache_users
+        self._states: OrderedDict[str, UserState] = OrderedDict()  # known users' states, least recent first
 
     @property
-    def history(self) -> Interactions:
-        """Known users' events, sorted by user then time."""
-        return self._history
-
-    @history.setter
-    def history(self, value: Interactions) -> None:
-        self._history = value
-        self._offsets: np.ndarray | None = None  # per-user row ranges, counted on first use
+    def can(self) -> frozenset[str]:
+        """What the model can do (``Scorer.capabilities.can``)."""
+        return self.scorer.capabilities.can
 
     @property
     def items(self) -> Vocabulary:
         return self.catalog.items
+
+    @property
+    def history(self) -> Interactions:
+        """Every stored event, sorted by user then time (a snapshot; append with :meth:`add_events`)."""
+        return self.histories.interactions()
+
+    # ------------------------------------------------------------------ histories
+
+    def append(self, events: Sequence[EventRecord]) -> int:
+        """Add events to the histories (idempotent by event id); only their users' cached states
+        are dropped, so the cost is proportional to the events, not to the log. Returns how many."""
+        added = self.histories.append(events)
+        for e in events:
+            self._states.pop(str(e.user_id), None)
+        return added
+
+    def warm(self, limit: int = 10_000) -> int:
+        """Encode the states of the ``limit`` most recently active users in batches (a restart's
+        rebuild, so their first requests are answered from the cache); returns how many."""
+        if limit < 1 or "interest_vectors" not in self.can:
+            return 0
+        history = self.history
+        offsets = history.user_offsets()
+        active = np.flatnonzero(np.diff(offsets) > 0)
+        latest = history.timestamp[offsets[active + 1] - 1]
+        chosen = active[np.argsort(latest, kind="stable")][-limit:]  # oldest first: the LRU end
+        for start in range(0, len(chosen), BLOCK):
+            batch = chosen[start : start + BLOCK]
+            for u, state in zip(batch, self.scorer.encode_users(self._for_scorer(history), batch), strict=True):
+                self._cache(str(history.users.id_of(int(u))), state)
+        return len(chosen)
 
     def add_events(
         self,
@@ -79,43 +127,33 @@ class Recommender:
         n = len(user_ids)
         if len(item_ids) != n or len(timestamps) != n or (events is not None and len(events) != n):
             raise DataError("add_events: user_ids, item_ids, timestamps (and events) must have the same length")
-        item_idx = self.items.lookup(item_ids)
-        if (item_idx < 0).any():
-            raise UnknownIdError(f"unknown item id {item_ids[int(np.flatnonzero(item_idx < 0)[0])]!r}")
-        codes = np.full(n, Event.CLICK, np.int8) if events is None else np.array([_event_code(e) for e in events])
-        users = self.history.users.extend(user_ids)
-        old = self.history
-        self.history = Interactions(
-            np.r_[old.user_idx, users.lookup(user_ids)],
-            np.r_[old.item_idx, item_idx],
-            np.r_[old.timestamp, np.asarray(timestamps, np.int64)],
-            users,
-            self.items,
-            np.r_[old.event, codes],
-            np.r_[old.rating, np.full(n, np.nan) if ratings is None else np.asarray(ratings, np.float32)],
-            np.r_[old.weight, np.ones(n, np.float32)],
-        ).sorted()
-        return n
+        records = [
+            EventRecord(
+                str(user_ids[i]),
+                str(item_ids[i]),
+                int(timestamps[i]),
+                "click" if events is None else events[i],
+                None if ratings is None else ratings[i],
+            )
+            for i in range(n)
+        ]
+        return self.append(records)
 
     def user_history(self, query: Query) -> Interactions:
         """The query's events as a one-user history: the known user's events, then ``query.history``."""
-        if query.user_id is not None and query.user_id not in self.history.users and not query.history:
+        known_user = query.user_id is not None and query.user_id in self.histories
+        if query.user_id is not None and not known_user and not query.history:
             raise UnknownIdError(f"unknown user id {query.user_id!r}; pass their history in the query instead")
-        rows = np.zeros(0, np.int64)
-        if query.user_id is not None and query.user_id in self.history.users:
-            if self._offsets is None:  # counting every event per request was a hot spot in serving
-                self._offsets = self.history.user_offsets()
-            offsets = self._offsets
-            u = self.history.users.index(query.user_id)
-            rows = np.arange(offsets[u], offsets[u + 1])
-        known = self.history.take(rows)
+        name = query.user_id or "anonymous"
+        known = self.histories.user_events(name) if known_user else self.histories.user_events("\x00none")
         extra = self.items.lookup(list(query.history))
         if (extra < 0).any():
             raise UnknownIdError(f"unknown item id {query.history[int(np.flatnonzero(extra < 0)[0])]!r} in history")
+        if not len(extra):
+            return known if known_user else _renamed(known, name)
         last = int(known.timestamp.max()) if len(known) else 0
         now = query.time if query.time is not None else last + len(extra)
         times = np.maximum(now - len(extra) + 1 + np.arange(len(extra)), last)
-        name = query.user_id or "anonymous"
         return Interactions(
             np.zeros(len(known) + len(extra), np.int32),
             np.r_[known.item_idx, extra],
@@ -131,11 +169,15 @@ class Recommender:
 
     def interests(self, query: Query) -> tuple[UserState, list[str]] | None:
         """The user's interests and their labels, or None when there is nothing to form them from
-        (no events) or the scorer has no user states (the single-vector baselines)."""
+        (no events) or the model has no interest vectors (the single-vector baselines)."""
         history = self.user_history(query)
-        if not len(history) or not hasattr(self.scorer, "encode_users"):
+        if not len(history) or "interest_vectors" not in self.can:
             return None
-        state = self.scorer.encode_users(history, np.array([0]))[0]
+        state = self._cached_state(query)
+        if state is None:
+            state = self.scorer.encode_users(self._for_scorer(history), np.array([0]))[0]
+            if query.user_id is not None and not query.history:
+                self._cache(query.user_id, state)
         return state, self.ranker().label_interests(state)
 
     def recommend(self, query: Query, explain: bool = False, **ranking: Any) -> ItemList:
@@ -145,62 +187,196 @@ class Recommender:
         exclude = self.items.lookup(list(query.exclude))
         if (exclude < 0).any():
             raise UnknownIdError(f"unknown item id {query.exclude[int(np.flatnonzero(exclude < 0)[0])]!r} in exclude")
-        exclude = np.union1d(exclude, history.item_idx).astype(np.int32)
-        n = min(query.n, len(self.catalog) - len(exclude))
-        if n < 1:
+        if len(np.union1d(exclude, history.item_idx)) >= len(self.catalog):
             raise DataError(f"no items left to recommend: the user has seen or excluded all {len(self.catalog)}")
-        ranker = self.ranker(**ranking)
         now = float(query.time) if query.time is not None else None
-        if not len(history):
-            scores = self.scorer.score(history, np.array([0]))[0]
-            found = ranker.rank_scores(scores, n, exclude_idx=exclude, now=now)
-            fields = {"interest": np.full(len(found), -1, np.int32)}
-            if explain:
-                fields["explanation"] = np.array([POPULAR] * len(found), dtype=object)
-            return ItemList(found.idx, found.ids, found.scores, fields)
-        if hasattr(self.scorer, "encode_users"):
-            state = self.scorer.encode_users(history, np.array([0]))[0]
-            return ranker.rank(state, n, exclude_idx=exclude, now=now, explain=explain)
-        scores = self.scorer.score(history, np.array([0]))[0]
-        return ranker.rank_scores(scores, n, exclude_idx=exclude, now=now)
+        state = self._cached_state(query)
+        if state is None and len(history) and "interest_vectors" in self.can:
+            state = self.scorer.encode_users(self._for_scorer(history), np.array([0]))[0]
+            if query.user_id is not None and not query.history:
+                self._cache(query.user_id, state)
+        return self._lists(history, np.array([0]), query.n, [exclude], now, explain, self.ranker(**ranking), state)[0]
+
+    def recommend_batch(self, history: Interactions, users: np.ndarray, n: int, **ranking: Any) -> list[ItemList]:
+        """``recommend`` for many users of one log at once (evaluation): each user's events in
+        ``history`` are their history, and the model scores them in blocks; ranking is per user
+        by the same code as ``recommend``."""
+        users = np.asarray(users, dtype=np.int64)
+        if history.items != self.items:
+            raise DataError("recommend_batch: the history must use the recommender's item vocabulary")
+        return self._lists(history, users, n, [np.zeros(0, np.int32)] * len(users), None, False, self.ranker(**ranking))
 
     def similar(self, item_id: str, n: int = 10) -> ItemList:
-        """Items nearest to ``item_id`` by cosine of the item vectors the scorer ranks with."""
+        """Items nearest to ``item_id`` by cosine of the vectors the ranker compares items with."""
         idx = self.items.index(item_id)
-        unit = self._item_vectors / np.maximum(np.linalg.norm(self._item_vectors, axis=1, keepdims=True), 1e-12)
-        scores = unit @ unit[idx]
-        return self.ranker(diversity="none").rank_scores(scores, min(n, len(self.catalog) - 1), exclude_idx=[idx])
+        ranker = self.ranker(diversity="none")
+        if ranker.similarity_vectors_ is None:
+            raise ConfigError(
+                f"{type(self.scorer).__name__} has no item vectors and this bundle no item embeddings, so items "
+                "cannot be compared; train it with an item encoder (facetrec train --encoder lexical)"
+            )
+        scores = ranker.similarity_vectors_ @ ranker.similarity_vectors_[idx]
+        return ranker.rank_scores(scores, min(n, len(self.catalog) - 1), exclude_idx=[idx])
 
     def ranker(self, **overrides: Any) -> Ranker:
         """The ranker, fitted once on the item vectors; ``overrides`` change re-ranking settings for
         one call without refitting the index. (Trending counts are those of the histories at fit.)"""
         if self._ranker is None:
-            self._ranker = Ranker(self.ranking).fit(self._item_vectors, self.catalog, self.history)
+            vectors, similarity = self._vectors()
+            self._ranker = Ranker(self.ranking).fit(vectors, self.catalog, self.history, similarity_vectors=similarity)
         return self._ranker.reconfigure(**overrides) if overrides else self._ranker
 
-    def _vectors(self) -> np.ndarray:
-        """Item vectors: the scorer's own when it has them, else its item factors or content."""
-        for name in ("item_vectors", "item_factors"):
-            source = getattr(self.scorer, name, None)
-            if callable(source):
-                return np.asarray(source(), np.float32)
-        vectors = getattr(self.scorer, "item_vectors_", None)
-        if vectors is None:
+    def _lists(
+        self,
+        history: Interactions,
+        users: np.ndarray,
+        n: int,
+        excludes: list[np.ndarray],
+        now: float | None,
+        explain: bool,
+        ranker: Ranker,
+        state: UserState | None = None,
+    ) -> list[ItemList]:
+        """One list per user: the single place lists are made (module docstring). ``state``: the
+        cached state of a single user (``users`` of length 1)."""
+        data = history.sorted()
+        offsets = data.user_offsets()
+        seen = [np.unique(data.item_idx[offsets[u] : offsets[u + 1]]) for u in users]
+        blocked = [np.union1d(s, e).astype(np.int32) for s, e in zip(seen, excludes, strict=True)]
+        has_events = np.array([len(s) > 0 for s in seen], bool)
+        by_state = "interest_vectors" in self.can and ranker.index_ is not None
+        out = [ranker.empty() for _ in users]  # a user who has seen every item gets an empty list
+        for start in range(0, len(users), BLOCK):
+            rows = np.arange(start, min(start + BLOCK, len(users)))
+            stated = rows[has_events[rows]] if by_state else np.zeros(0, np.int64)
+            if len(stated):
+                states = (
+                    [state] if state is not None else self.scorer.encode_users(self._for_scorer(data), users[stated])
+                )
+                for r, s in zip(stated, states, strict=True):
+                    k = min(n, len(self.catalog) - len(blocked[r]))
+                    if k >= 1:
+                        out[r] = ranker.rank(s, k, exclude_idx=blocked[r], now=now, explain=explain)
+            scored = np.setdiff1d(rows, stated)
+            if not len(scored):
+                continue
+            scores = self._scores(data, users[scored])
+            for r, row in zip(scored, scores, strict=True):
+                k = min(n, len(self.catalog) - len(blocked[r]))
+                if k < 1:
+                    continue
+                found = ranker.rank_scores(
+                    row, k, exclude_idx=blocked[r], history_idx=seen[r], now=now, explain=explain
+                )
+                if not has_events[r]:
+                    found = _popular(found, explain)
+                out[r] = found
+        return out
+
+    def _cached_state(self, query: Query) -> UserState | None:
+        """A known user's cached state, when the query adds nothing to their history."""
+        if query.user_id is None or query.history or query.user_id not in self._states:
+            return None
+        self._states.move_to_end(query.user_id)
+        return self._states[query.user_id]
+
+    def _cache(self, user_id: str, state: UserState) -> None:
+        self._states[user_id] = state
+        self._states.move_to_end(user_id)
+        if len(self._states) > self.cache_users:
+            self._states.popitem(last=False)
+
+    def _scores(self, history: Interactions, users: np.ndarray) -> np.ndarray:
+        """Scores over the whole catalogue; items the model has not seen (added after training, by a
+        model that cannot score cold items) get -inf, so they are never returned."""
+        scores = self.scorer.score(self._for_scorer(history), users).astype(np.float64)
+        scores[~np.isfinite(scores)] = -np.inf
+        if scores.shape[1] < len(self.catalog):
+            scores = np.pad(scores, ((0, 0), (0, len(self.catalog) - scores.shape[1])), constant_values=-np.inf)
+        return scores
+
+    def _for_scorer(self, history: Interactions) -> Interactions:
+        """``history`` in the model's item vocabulary (which lacks items added after training)."""
+        n = self.scorer.n_items_
+        if n == len(self.catalog):
+            return history
+        kept = history.take(history.item_idx < n)
+        items = Vocabulary(self.items.ids[:n], "item")
+        return Interactions(kept.user_idx, kept.item_idx, kept.timestamp, kept.users, items,
+                            kept.event, kept.rating, kept.weight, kept.review)  # fmt: skip
+
+    def _vectors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(retrieval vectors, similarity vectors): the model's own item vectors for both when it has
+        them, else no retrieval index and the item embeddings (or nothing) for similarity."""
+        if "item_vectors" in self.can:
+            vectors = np.asarray(self.scorer.item_vectors(), np.float32)
+            if len(vectors) == len(self.catalog):
+                return vectors, None
+        return None, None if self.embeddings is None else self.embeddings.vectors
+
+    # ------------------------------------------------------------------ catalogue
+
+    def add_items(self, items: ItemCatalog) -> int:
+        """Add new catalogue items while serving; returns how many. Their text is encoded with the
+        bundle's item encoder (only theirs), and a model that can score cold items scores them at
+        once; for other models they wait for the next training (they are never returned before)."""
+        known = self.items.lookup(items.items.ids.tolist())
+        if (known >= 0).any():
+            raise DataError(f"add_items: item {items.items.ids[int(np.flatnonzero(known >= 0)[0])]!r} is already known")
+        catalog = self.catalog.concat(items)
+        vectors = None
+        if self.encoder is not None and self.embeddings is not None:
+            vectors = self.encoder.encode_texts(self.encoder.texts(items), self.catalog)
+        if "cold_items" in self.can:
+            if vectors is None:
+                raise ConfigError("add_items: this bundle has no item encoder to read the new items with")
+            self.scorer.add_items(vectors)
+        self.catalog = catalog
+        if vectors is not None:
+            from facetrec.content.item_encoder import extend
+
+            self.embeddings = extend(self.embeddings, catalog.items, vectors)
+        self.histories.extend_items(catalog.items)
+        self._ranker, self._placer = None, None
+        if "cold_items" in self.can:
+            self._states.clear()  # interests live in the model's item space, which changed
+        return len(items)
+
+    def free_text(self, text: str, n: int) -> np.ndarray:
+        """Indices of the ``n`` items whose embeddings are nearest to ``text``; only the text is encoded."""
+        if self.encoder is None or self.embeddings is None:
             raise ConfigError(
-                f"Recommender: {type(self.scorer).__name__} exposes no item vectors for diversity and similar "
-                "items; use the facet, sasrec-text or content scorer"
+                "this bundle has no item encoder to read free text with; train it with one "
+                "(facetrec train --encoder lexical or minilm) or send a list of item ids instead"
             )
-        return np.asarray(vectors, np.float32)
+        if self._placer is None:
+            from facetrec.content.item_encoder import NearestText
+
+            self._placer = NearestText(self.encoder, self.embeddings, self.catalog)
+        return self._placer.nearest(text, n)
 
     # ------------------------------------------------------------------ bundles
 
     def save(self, directory: str | Path) -> Path:
-        """Write the bundle (scorer, catalogue, known histories, ranking config); returns its manifest."""
+        """Write the bundle (model, item embeddings, catalogue, histories, ranking config); returns its manifest."""
+        from facetrec.scoring.registry import kind_of
+
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
         self.scorer.save(root / "scorer")
+        if self.embeddings is not None and self.encoder is not None:
+            from facetrec.content.item_encoder import save_embeddings
+
+            save_embeddings(root / "embeddings", self.encoder, self.embeddings)
         Dataset("bundle", self.history, self.catalog).save(root / "data")
-        manifest = {"format": BUNDLE_FORMAT, "facetrec_version": __version__, "ranking": to_dict(self.ranking)}
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "facetrec_version": __version__,
+            "kind": kind_of(self.scorer),
+            "capabilities": sorted(self.can),
+            "ranking": to_dict(self.ranking),
+            "embeddings": sorted(p.stem for p in (root / "embeddings").glob("*.json")) if self.embeddings else [],
+        }
         path = root / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2) + "\n")
         return path
@@ -223,7 +399,71 @@ class Recommender:
             raise ConfigError(f"{root / 'scorer'}: holds a {type(scorer).__name__}, not a scorer")
         data = Dataset.load(root / "data")
         ranking = from_dict(RankConfig, manifest.get("ranking", {}), f"{path} ranking")
-        return cls(scorer, data.catalog, data.interactions, ranking)
+        encoder = embeddings = None
+        if "text" in manifest.get("embeddings", []):
+            from facetrec.content.item_encoder import load_embeddings
+
+            encoder, embeddings = load_embeddings(root / "embeddings", data.catalog)
+        return cls(scorer, data.catalog, data.interactions, ranking, embeddings=embeddings, encoder=encoder)
+
+
+BLOCK = 256
+"""Users scored together in ``recommend_batch`` (memory: BLOCK x n_items floats)."""
+
+
+def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> list[dict[str, Any]]:
+    """A list as plain rows (item, title, score, interest, label; with explanations: explanation
+    and the ids of the history items behind it), as the CLI's and the service's JSON show it."""
+    fields = items.fields
+    interest = fields.get("interest", np.full(len(items), -1))
+    rows = []
+    for r, idx in enumerate(items.idx):
+        j = int(interest[r])
+        row = {
+            "item": str(items.ids[r]),
+            "title": recommender.catalog.title(int(idx)),
+            "score": float(items.scores[r]),
+            "interest": j,
+            "label": labels[j] if 0 <= j < len(labels) else None,
+        }
+        if "explanation" in fields:
+            row["explanation"] = str(fields["explanation"][r])
+            because = fields["because"][r] if "because" in fields else ()
+            row["because"] = [str(recommender.items.id_of(int(b))) for b in because]
+        rows.append(row)
+    return rows
+
+
+def _renamed(history: Interactions, name: str) -> Interactions:
+    h = history
+    return Interactions(h.user_idx, h.item_idx, h.timestamp, Vocabulary([name], "user"), h.items,
+                        h.event, h.rating, h.weight, h.review)  # fmt: skip
+
+
+def _popular(found: ItemList, explain: bool) -> ItemList:
+    """A list made for a user without events: no interest, and said to be popular."""
+    fields = {"interest": np.full(len(found), -1, np.int32)}
+    if explain:
+        fields["explanation"] = np.array([POPULAR] * len(found), dtype=object)
+        fields["because"] = found.fields.get("because", np.array([()] * len(found), dtype=object))
+    return ItemList(found.idx, found.ids, found.scores, fields)
+
+
+def item_encoder_for(scorer: Scorer, catalog: ItemCatalog, choice: str = "auto") -> Any:
+    """The item encoder a bundle stores: ``auto`` takes the model's own text encoder when it reads
+    text, else the lexical encoder when the catalogue has any text, else none."""
+    from facetrec.content.item_encoder import TextItemEncoder
+
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return TextItemEncoder(encoder=choice)
+    if "text" in scorer.capabilities.needs and isinstance(getattr(scorer.config, "encoder", None), str):
+        if scorer.config.encoder in ("none", ""):
+            return None
+        return TextItemEncoder.from_settings(scorer.config)
+    has_text = any(any(str(v).strip() for v in values) for values in catalog.text.values())
+    return TextItemEncoder(encoder="lexical") if has_text else None
 
 
 def fit_recommender(
@@ -233,9 +473,11 @@ def fit_recommender(
     ranking: RankConfig | None = None,
     seed: int = 0,
     first_only: bool = False,
+    encoder: str = "auto",
 ) -> Recommender:
     """Train ``kind`` on all of ``dataset`` for serving: each user's last event is held out only to
-    stop training early, and every event stays in the known histories."""
+    stop training early, and every event stays in the known histories. ``encoder`` picks the
+    item encoder whose embeddings the bundle stores (``ENCODER_CHOICES``)."""
     from facetrec.data.filters import first_occurrences
     from facetrec.evaluation.evalset import EvalSet
     from facetrec.scoring.registry import make_scorer
@@ -250,11 +492,6 @@ def fit_recommender(
     train = data.take(~last)
     valid = EvalSet(history=train, targets=data.take(last)) if last.any() else None
     scorer = make_scorer(kind, params, seed).fit(train, dataset.catalog, valid)
-    return Recommender(scorer, dataset.catalog, data, ranking)
-
-
-def _event_code(name: str) -> int:
-    names = Event.names()
-    if name not in names:
-        raise DataError(f"unknown event type {name!r}; choose one of {', '.join(names)}")
-    return names.index(name)
+    item_encoder = item_encoder_for(scorer, dataset.catalog, encoder)
+    embeddings = item_encoder.encode(dataset.catalog) if item_encoder is not None else None
+    return Recommender(scorer, dataset.catalog, data, ranking, embeddings=embeddings, encoder=item_encoder)

@@ -201,6 +201,32 @@ class ItemCatalog:
     def __repr__(self) -> str:
         return f"ItemCatalog(n={len(self)}, text={sorted(self.text)}, numeric={sorted(self.numeric)})"
 
+    def concat(self, other: ItemCatalog) -> ItemCatalog:
+        """This catalogue with ``other``'s items appended (new items keep their rows' order; a text
+        or numeric field only one side has is "" / NaN on the other)."""
+        if (self.items.lookup(other.items.ids.tolist()) >= 0).any():
+            raise DataError("ItemCatalog.concat: the catalogues share item ids")
+        n, m = len(self), len(other)
+
+        def joined(mine: dict, theirs: dict, missing: Any, dtype: Any) -> dict[str, np.ndarray]:
+            return {
+                k: np.concatenate(
+                    [np.asarray(mine.get(k, [missing] * n), dtype), np.asarray(theirs.get(k, [missing] * m), dtype)]
+                )
+                for k in dict.fromkeys([*mine, *theirs])
+            }
+
+        return ItemCatalog(
+            self.items.extend(other.items.ids.tolist()),
+            joined(self.text, other.text, "", object),
+            object_array([*self.categories, *other.categories]),
+            object_array([*self.tags, *other.tags]),
+            object_array([*self.image, *other.image]),
+            object_array([*self.audio, *other.audio]),
+            joined(self.numeric, other.numeric, np.nan, np.float64),
+            np.concatenate([self.created_at, other.created_at]),
+        )
+
     def title(self, idx: int) -> str:
         """A human-readable name for item ``idx``: its title, else its id."""
         titles = self.text.get("title")

@@ -4,7 +4,7 @@ import pytest
 from facetrec.config import from_dict
 from facetrec.errors import ConfigError, DataError, NotFittedError
 from facetrec.ids import Vocabulary
-from facetrec.ranking import RankConfig, Ranker, VectorIndex, choose_index_kind, merge_candidates
+from facetrec.ranking import RankConfig, Ranker, VectorIndex, choose_index_kind, merge_interests
 from facetrec.types import ItemList, UserState
 
 
@@ -15,15 +15,27 @@ def random_state(rng, k, d, history=()):
     return UserState(rng.normal(size=(k, d)), w / w.sum(), history, att)
 
 
-def test_merge_keeps_the_best_weighted_score_and_its_interest():
-    idx = np.array([[5, 7, 9], [7, 5, -1]])
-    dots = np.array([[1.0, 0.5, 0.2], [2.0, 0.1, -np.inf]])
+def test_merge_max_keeps_the_best_weighted_score_and_its_interest():
+    dots = np.array([[1.0, 0.5, 0.2], [0.1, 2.0, -3.0]])  # columns: items 5, 7, 9
     state = UserState(np.eye(2, 3), [0.6, 0.4], np.zeros(0, np.int32), np.zeros((2, 0)))
-    items, best, interest = merge_candidates(idx, state.interest_scores(dots))
+    best, interest = merge_interests(state.interest_scores(dots), "max")
     # item 7: 0.6 * 0.5 = 0.3 vs 0.4 * 2.0 = 0.8 -> interest 1; item 5: 0.6 vs 0.04 -> interest 0
-    assert items.tolist() == [7, 5, 9]
-    np.testing.assert_allclose(best, [0.8, 0.6, 0.12])
-    assert interest.tolist() == [1, 0, 0]
+    np.testing.assert_allclose(best, [0.6, 0.8, 0.12])
+    assert interest.tolist() == [0, 1, 0]
+
+
+def test_merge_logsumexp_is_the_log_of_the_summed_probabilities():
+    terms = np.log(np.array([[0.2, 0.05, 0.3], [0.1, 0.4, 0.0001]]))
+    merged, interest = merge_interests(terms, "logsumexp")
+    np.testing.assert_allclose(np.exp(merged), [0.3, 0.45, 0.3001])  # by hand: column sums
+    from scipy.special import logsumexp  # an independent implementation
+
+    np.testing.assert_allclose(merged, logsumexp(terms, axis=0))
+    assert interest.tolist() == [0, 1, 0]
+    with pytest.raises(ConfigError, match="interest merge"):
+        merge_interests(terms, "mean")
+    with pytest.raises(ConfigError, match="interest_merge"):
+        RankConfig(interest_merge="sum")
 
 
 def test_offsets_make_retrieval_rank_by_the_models_own_score():
@@ -31,7 +43,7 @@ def test_offsets_make_retrieval_rank_by_the_models_own_score():
     plain = UserState(np.eye(2), [0.9, 0.1], np.zeros(0, np.int32), np.zeros((2, 0)))
     # Interest 1 has little weight, but the model says its items are the likelier ones.
     shifted = UserState(np.eye(2), [0.9, 0.1], np.zeros(0, np.int32), np.zeros((2, 0)), offsets=[-1.5, -1.0])
-    ranker = Ranker(candidates=4).fit(vectors)
+    ranker = Ranker(candidates=4, interest_merge="max").fit(vectors)
     assert ranker.rank(plain, 4).idx.tolist() == [0, 1, 2, 3]  # 0.9 * dot: interest 0's items first
     out = ranker.rank(shifted, 4)  # dot + offset: 2 -> 0.0, 3 -> -0.2, 0 -> -0.5, 1 -> -0.6
     assert out.idx.tolist() == [2, 3, 0, 1]
@@ -42,7 +54,7 @@ def test_offsets_make_retrieval_rank_by_the_models_own_score():
 def test_relevance_ranking_is_the_exact_top_n_of_the_best_weighted_score():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 16)).astype(np.float32)
-    ranker = Ranker(candidates=50).fit(vectors)
+    ranker = Ranker(candidates=50, interest_merge="max").fit(vectors)
     for _ in range(5):
         state = random_state(rng, 3, 16, history=rng.choice(500, 30, replace=False))
         out = ranker.rank(state, 10)
@@ -182,3 +194,38 @@ def test_reconfigure_shares_the_index_and_changes_the_reranking(planted):
         ranker.reconfigure(retrieval="hnsw")
     with pytest.raises(ConfigError, match="unknown key 'lamda'"):
         ranker.reconfigure(lamda=0.5)
+
+
+def test_logsumexp_merge_ranks_by_the_mixture_of_the_interests_terms():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    state = UserState(rng.normal(size=(3, 8)), [0.5, 0.3, 0.2], np.array([4, 9]), np.full((3, 2), 0.5),
+                      offsets=[-1.0, -2.0, -0.5])  # fmt: skip
+    out = Ranker(candidates=300, interest_merge="logsumexp").fit(vectors).rank(state, 10)
+    terms = state.interests @ vectors.T + state.offsets[:, None]
+    from scipy.special import logsumexp
+
+    brute = logsumexp(terms, axis=0)
+    brute[state.history_idx] = -np.inf
+    assert out.idx.tolist() == np.argsort(-brute)[:10].tolist()
+    np.testing.assert_allclose(out.scores, np.sort(brute)[::-1][:10], rtol=1e-5)
+    assert out.fields["interest"].tolist() == terms.argmax(axis=0)[out.idx].tolist()
+    best_only = Ranker(candidates=300, interest_merge="max").fit(vectors).rank(state, 10)
+    best = terms.max(axis=0)
+    best[state.history_idx] = -np.inf
+    assert best_only.idx.tolist() == np.argsort(-best)[:10].tolist()
+
+
+def test_a_ranker_without_item_vectors_ranks_scores_only():
+    from facetrec.types import ItemCatalog
+
+    catalog = ItemCatalog(Vocabulary([f"i{j}" for j in range(6)], "item"))
+    ranker = Ranker().fit(None, catalog)
+    out = ranker.rank_scores(np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3]), 3, exclude_idx=[3])
+    assert out.idx.tolist() == [1, 2, 5]
+    with pytest.raises(ConfigError, match="use rank_scores"):
+        ranker.rank(UserState(np.ones((1, 2)), [1.0], np.zeros(0, np.int32), np.zeros((1, 0))), 3)
+    with pytest.raises(ConfigError, match="compares items by their vectors"):
+        ranker.reconfigure(diversity="mmr")
+    with pytest.raises(DataError, match="catalog"):
+        Ranker().fit(None)

@@ -9,12 +9,19 @@ from facetrec.data.split import leave_one_out
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.protocol import EvalConfig, evaluate
 from facetrec.evaluation.recovery import interest_recovery
-from facetrec.fusion.modality import ModalityFusion
 from facetrec.ids import Vocabulary
-from facetrec.interests.extractor import MultiInterestEncoder, distinctness_penalty, interest_log_probs, routed_loss
+from facetrec.interests.facet_model import (
+    FacetNet,
+    ModalityFusion,
+    MultiInterestEncoder,
+    distinctness_penalty,
+    future_targets,
+    interest_log_probs,
+    routed_loss,
+)
 from facetrec.interests.features import EventFeatures
-from facetrec.interests.sequences import future_targets, training_rows
-from facetrec.scoring.facet import FacetConfig, FacetNet, FacetScorer, SASRecTextScorer, _Training
+from facetrec.interests.sequences import TrainingWindows, training_rows
+from facetrec.scoring.facet import FacetConfig, FacetScorer, SASRecTextScorer
 from facetrec.scoring.popularity import PopularityScorer
 from facetrec.testing import ScorerConformance, small_synthetic
 from facetrec.types import Interactions
@@ -71,6 +78,8 @@ def test_config_validation_names_the_field():
         FacetConfig(future_window=0)
     with pytest.raises(ConfigError, match="future_weight"):
         FacetConfig(future_weight=float("nan"))
+    with pytest.raises(ConfigError, match="precision: 'fp16' needs a CUDA device.*'bf16'"):
+        FacetConfig(device="cpu", precision="fp16")
     assert SASRecTextScorer().config.interests == 1 and SASRecTextScorer().config.pooling == "last"
 
 
@@ -225,19 +234,19 @@ def test_cold_items_are_placed_by_their_content(synthetic):
     assert np.linalg.norm(id_only.item_vectors()[0]) == 0  # an ID-only model has nothing for it
 
 
-def _dropout_free_training(train: Interactions, **overrides: Any) -> _Training:
-    """The training loop's loss on a tiny network without dropout (random content vectors)."""
+def _dropout_free_training(train: Interactions, **overrides: Any) -> tuple[FacetNet, TrainingWindows]:
+    """A tiny network without dropout (random content vectors) and the training rows the loop batches."""
     train = train.sorted()
     config = FacetConfig(**{**TINY, "dropout": 0.0, "id_dropout": 0.0, **overrides})
     counts = np.bincount(train.item_idx, minlength=train.n_items)
     start, end = training_rows(train.user_offsets(), config.max_len)
     features = EventFeatures.of(train)
-    inputs = features.windows(start, end, config.max_len)
-    targets = features.windows(start + 1, end + 1, config.max_len)["items"]
+    windows = features.windows(start, end, config.max_len)
+    windows["target"] = features.windows(start + 1, end + 1, config.max_len)["items"]
     content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
     torch.manual_seed(0)
-    net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config).eval()
-    return _Training(net, inputs, targets, counts, config)
+    net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config.net_config(), counts)
+    return net.eval(), TrainingWindows(windows)
 
 
 @torch.no_grad()
@@ -245,12 +254,41 @@ def test_items_without_training_events_never_enter_the_softmax(synthetic):
     # As permanent negatives they would teach the model that unseen content is bad: the very
     # items cold start has to recommend.
     _, split = synthetic
-    training = _dropout_free_training(split.train.take(split.train.item_idx != 0))  # item 0: no training events
-    before = training._loss(np.arange(20))[0]
-    training.net.tower.content_0[0] = 50.0  # whatever the unseen item looks like, the loss is the same
-    torch.testing.assert_close(training._loss(np.arange(20))[0], before)
-    training.net.tower.content_0[1] = 50.0  # a seen item's content does matter
-    assert not torch.isclose(training._loss(np.arange(20))[0], before)
+    net, data = _dropout_free_training(split.train.take(split.train.item_idx != 0))  # item 0: no training events
+    batch = data.batch(torch.arange(20))
+    before = net.loss(batch)
+    net.tower.content_0[0] = 50.0  # whatever the unseen item looks like, the loss is the same
+    torch.testing.assert_close(net.loss(batch), before)
+    net.tower.content_0[1] = 50.0  # a seen item's content does matter
+    assert not torch.isclose(net.loss(batch), before)
+
+
+@torch.no_grad()
+def test_forward_gives_interests_at_every_position_and_the_last_one_alone(synthetic):
+    _, split = synthetic
+    net, data = _dropout_free_training(split.train, interests=3)
+    batch = data.batch(torch.arange(6))
+    items = net.item_vectors()
+    width = batch["items"].shape[1]
+    interests, log_weights, attention = net(batch, items)
+    assert interests.shape == (6, width, 3, 16) and log_weights.shape == (6, width, 3)
+    assert attention.shape == (6, 3, width, width)
+    last, last_weights, last_attention = net(batch, items, last_only=True)
+    assert last.shape == (6, 3, 16) and last_attention.shape == (6, 3, width)
+    torch.testing.assert_close(last, interests[:, -1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(last_weights, log_weights[:, -1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(last_weights.exp().sum(-1), torch.ones(6))
+
+
+def test_training_windows_are_trimmed_batches_with_their_real_targets():
+    items = np.array([[0, 0, 0, 3, 4], [0, 0, 5, 6, 7], [0, 0, 0, 0, 8]])
+    target = np.array([[0, 0, 0, 4, 9], [0, 0, 6, 7, 1], [0, 0, 0, 0, 2]])
+    data = TrainingWindows({"items": items, "gaps": items * 10, "target": target})
+    assert len(data) == 3
+    batch = data.batch(torch.tensor([2, 0]))
+    assert batch["items"].tolist() == [[0, 8], [3, 4]]  # only the columns some row uses
+    assert batch["gaps"].tolist() == [[0, 80], [30, 40]] and batch["target"].tolist() == [[0, 2], [4, 9]]
+    assert data.weight(batch) == 3  # the loss averages over the real targets
 
 
 @pytest.mark.parametrize("routing", ["soft", "hard"])
@@ -280,11 +318,22 @@ def test_future_loss_is_added_with_its_weight(synthetic):
     _, split = synthetic
 
     def loss(**overrides: Any) -> torch.Tensor:
-        return _dropout_free_training(split.train, **overrides)._loss(np.arange(20))[0]
+        net, data = _dropout_free_training(split.train, **overrides)
+        return net.loss(data.batch(torch.arange(20)))
 
     next_only = loss()
     torch.testing.assert_close(loss(future_window=5, future_weight=0.0), next_only)
     assert loss(future_window=5, future_weight=1.0) > next_only + 1.0  # plus a second NLL over many items
+
+
+def test_bf16_training_on_cpu_gives_finite_losses(synthetic):
+    syn, split = synthetic
+    scorer = FacetScorer(**{**TINY, "device": "cpu", "precision": "bf16"}).fit(split.train, syn.dataset.catalog)
+    assert scorer.losses_.shape == (2,) and np.isfinite(scorer.losses_).all()
+    assert np.isfinite(scorer.score(split.train, np.array([0, 1]))).all()
+    fp32 = FacetScorer(**{**TINY, "device": "cpu"}).fit(split.train, syn.dataset.catalog)
+    assert not np.array_equal(scorer.losses_, fp32.losses_)  # the precision setting reaches the loop
+    np.testing.assert_allclose(scorer.losses_, fp32.losses_, rtol=0.05)
 
 
 def test_sampled_softmax_path_trains(synthetic):

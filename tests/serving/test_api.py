@@ -49,7 +49,7 @@ def test_health_openapi_page_and_metrics(server, data):
     metrics = server.client.get("/metrics").text
     assert 'facetrec_requests_total{method="GET",route="/healthz",status="200"} ' in metrics
     assert 'facetrec_request_duration_seconds_bucket{method="GET",route="/openapi.json",le="+Inf"} 1' in metrics
-    assert "facetrec_pending_events" in metrics
+    assert "facetrec_applied_event " in metrics
 
 
 def test_user_recommendations_with_explanations_and_diversity(server, data):
@@ -77,12 +77,26 @@ def test_posted_events_change_the_next_recommendations(server, data):
     }
     stored = server.client.post("/events", json=batch, headers=AUTH)
     assert stored.status_code == 200 and stored.json()["stored"] == 3
-    one = server.client.post("/events", json={"user": u, "item": before[3], "event": "purchase"}, headers=AUTH)
+    purchase = {"user": u, "item": before[3], "event": "purchase", "timestamp": 2_000_000_003}
+    one = server.client.post("/events", json=purchase, headers=AUTH)
     assert one.status_code == 200 and one.json()["last_id"] == stored.json()["last_id"] + 1
     after = ids(server.client.get(f"/users/{u}/recommendations", params={"k": 10}))
     assert not set(before[:4]) & set(after) and after != before
     history = server.client.get(f"/users/{u}/history", params={"limit": 4}).json()["events"]
     assert [e["item"] for e in history] == before[:4] and history[-1]["event"] == "purchase"
+
+
+def test_a_retried_batch_with_event_ids_counts_once(server, data):
+    batch = {
+        "events": [{"user": "retry", "item": item(data, i), "id": f"retry-{i}", "timestamp": 10 + i} for i in (1, 2)]
+    }
+    first = server.client.post("/events", json=batch, headers=AUTH).json()
+    again = server.client.post("/events", json=batch, headers=AUTH).json()
+    assert first["stored"] == 2 and first["duplicates"] == 0
+    assert again == {"stored": 0, "duplicates": 2, "last_id": first["last_id"]}
+    history = server.client.get("/users/retry/history").json()["events"]
+    assert [e["item"] for e in history] == [item(data, 1), item(data, 2)]
+    assert "id" in server.client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]["properties"]
 
 
 def test_a_new_user_exists_from_their_first_event(server, data):

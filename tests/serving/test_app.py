@@ -10,15 +10,12 @@ from facetrec.serving.app import create_app
 class Broken:
     """A service whose every answer fails the way a bug would."""
 
-    pending = 0
+    applied = 0
 
-    def recommend_user(self, *args, **kwargs):
+    def recommend(self, *args, **kwargs):
         raise RuntimeError("secret internal state /home/me/model.bin")
 
     def add(self, events):
-        raise AssertionError("never reached")
-
-    def validate(self, events):
         raise AssertionError("never reached")
 
 

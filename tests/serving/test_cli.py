@@ -14,7 +14,7 @@ def test_serve_refuses_a_missing_bundle_before_creating_a_store(tmp_path):
     assert not (tmp_path / "events.sqlite").exists()
 
 
-def test_serve_checks_port_and_fold_every(tmp_path):
-    for args, hint in ((["--port", "0"], "--port"), (["--fold-every", "0"], "--fold-every")):
+def test_serve_checks_port_and_workers(tmp_path):
+    for args, hint in ((["--port", "0"], "--port"), (["--workers", "0"], "--workers")):
         result = CliRunner().invoke(app, ["serve", "--bundle", str(tmp_path), *args])
         assert result.exit_code == 2 and hint in result.output

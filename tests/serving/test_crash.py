@@ -6,14 +6,14 @@ import threading
 
 import httpx
 
-from facetrec.serving.store import SQLiteEventStore
+from facetrec.serving.store import SQLiteHistoryStore
 
 from .conftest import KEY, start_server
 
 
 def test_every_acknowledged_event_survives_sigkill_and_restart(bundle, data, tmp_path):
     events = tmp_path / "events.sqlite"
-    server = start_server(bundle, events, tmp_path / "server.log", "--fold-every", "16")
+    server = start_server(bundle, events, tmp_path / "server.log")
     items = [str(i) for i in data.catalog.items.ids]
     acknowledged: list[tuple[int, str, str]] = []  # (last_id, user, item)
     lock, killed = threading.Lock(), threading.Event()
@@ -40,7 +40,7 @@ def test_every_acknowledged_event_survives_sigkill_and_restart(bundle, data, tmp
     for w in writers:
         w.join(30)
 
-    stored = {e.id: e for e in SQLiteEventStore(events).since()}
+    stored = {e.seq: e for e in SQLiteHistoryStore(events).since()}
     for last_id, user, item in acknowledged:
         assert last_id in stored and (stored[last_id].user_id, stored[last_id].item_id) == (user, item)
 

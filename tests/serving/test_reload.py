@@ -17,7 +17,7 @@ AUTH = {"X-API-Key": KEY}
 
 def test_retrain_then_reload_without_downtime_or_double_counting(bundle, data, tmp_path):
     events = tmp_path / "events.sqlite"
-    server = start_server(bundle, events, tmp_path / "server.log", "--fold-every", "2")
+    server = start_server(bundle, events, tmp_path / "server.log")
     items = [str(i) for i in data.catalog.items.ids]
     try:
         batch = [{"user": "fresh", "item": items[i], "timestamp": 2_000_000_000 + i} for i in range(5)]
@@ -35,10 +35,11 @@ def test_retrain_then_reload_without_downtime_or_double_counting(bundle, data, t
                 str(tmp_path / "v2"),
                 "--epochs",
                 "1",
+                "--json",
             ],
         )
         assert result.exit_code == 0, result.output
-        assert "5 new events folded in" in result.output
+        assert json.loads(result.stdout) == {"bundle": str(tmp_path / "v2"), "events_folded": 5}
         assert json.loads((tmp_path / "v2" / "serving.json").read_text())["last_event_id"] == 5
 
         late = {"user": "fresh", "item": items[9], "timestamp": 2_000_000_100}

@@ -1,10 +1,13 @@
 """Honest evaluation: full ranking over the whole catalogue, in batches, with uncertainty.
 
-``evaluate`` scores a block of users against every item as one matrix (the scorer's job),
-removes the items each user already has in their history (by default; the result says which
-choice was made, because it moves NDCG@10 more than most gaps between models), takes the top
-K with ``argpartition``, and computes per-user metrics, their means and 95 % bootstrap
-intervals. ``compare`` runs a paired test of two results over the users they share.
+``evaluate`` ranks the way the service does: through ``Recommender.recommend_batch``, the same
+scores, filters, retrieval and interest merge that make the list a user receives (a bare scorer
+is wrapped in a Recommender with the default ranking settings), with the items each user
+already has in their history removed. It then computes per-user metrics, their means and 95 %
+bootstrap intervals. Two protocols the service never serves rank the scorer's full score
+matrix instead, and say so in the result: ``exclude_history=False`` (RecBole's choice for
+sequential models; it moves NDCG@10 more than most gaps between models) and sampled negatives.
+``compare`` runs a paired test of two results over the users they share.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +26,10 @@ from facetrec.evaluation import metrics as m
 from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Scorer
 from facetrec.types import Interactions, ItemCatalog
+
+if TYPE_CHECKING:
+    from facetrec.ranking import RankConfig
+    from facetrec.recommender import Recommender
 
 
 def _needs(value: Any, metric: str, what: str) -> Any:
@@ -157,18 +164,34 @@ class PairedTest:
     n_users: int
 
 
-def rank(scorer: Scorer, evalset: EvalSet, k: int, config: EvalConfig = EvalConfig()) -> tuple[np.ndarray, np.ndarray]:
+def rank(
+    model: Scorer | Recommender,
+    evalset: EvalSet,
+    k: int,
+    config: EvalConfig = EvalConfig(),
+    ranking: RankConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices [n_users, k] for every user with a target, best first.
 
-    Returns (users, ranked). Excluded items and, in sampled mode, unsampled items get -inf; a
-    user with fewer than ``k`` rankable items gets -1 in the empty slots.
+    Returns (users, ranked); a user with fewer than ``k`` rankable items gets -1 in the empty
+    slots. With the default protocol the lists are ``Recommender.recommend_batch``'s (module
+    docstring): ``model`` is a Recommender, or a scorer wrapped in one with ``ranking``.
     """
     users = np.unique(evalset.targets.user_idx)
-    history = evalset.history.matrix("ones").tocsr()
-    targets = evalset.targets.matrix("ones").tocsr()
     n_items = evalset.history.n_items
     if k > n_items:
         raise DataError(f"k={k} exceeds the catalogue of {n_items} items")
+    if config.exclude_history and config.sampled_negatives is None:
+        recommender = _as_recommender(model, evalset, ranking)
+        ranked = np.full((len(users), k), -1, dtype=np.int64)
+        for start in range(0, len(users), config.batch_size):
+            block = users[start : start + config.batch_size]
+            for row, found in enumerate(recommender.recommend_batch(evalset.history, block, k)):
+                ranked[start + row, : len(found)] = found.idx
+        return users, ranked
+    scorer = model if isinstance(model, Scorer) else model.scorer
+    history = evalset.history.matrix("ones").tocsr()
+    targets = evalset.targets.matrix("ones").tocsr()
     rng = np.random.default_rng(config.seed)
     ranked = np.empty((len(users), k), dtype=np.int64)
     for start in range(0, len(users), config.batch_size):
@@ -188,6 +211,16 @@ def rank(scorer: Scorer, evalset: EvalSet, k: int, config: EvalConfig = EvalConf
     return users, ranked
 
 
+def _as_recommender(model: Scorer | Recommender, evalset: EvalSet, ranking: RankConfig | None) -> Recommender:
+    from facetrec.recommender import Recommender
+
+    if isinstance(model, Recommender):
+        if ranking is not None:
+            raise DataError("evaluate: a Recommender brings its own ranking settings; pass ranking only with a scorer")
+        return model
+    return Recommender(model, ItemCatalog(evalset.history.items), evalset.history, ranking)
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores per row, best first; -inf entries become -1 (ties: lowest index)."""
     part = (
@@ -203,20 +236,23 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def evaluate(
-    scorer: Scorer,
+    model: Scorer | Recommender,
     evalset: EvalSet,
     config: EvalConfig = EvalConfig(),
     items: ItemSide = ItemSide(),
     *,
     name: str | None = None,
     user_interests: Any = None,
+    ranking: RankConfig | None = None,
 ) -> EvalResult:
-    """Rank, then compute every configured metric per user; ``user_interests`` (users x topics,
-    rows aligned with the evaluation set's user vocabulary) enables ``interest_coverage``."""
+    """Rank (as :func:`rank`), then compute every configured metric per user; ``user_interests``
+    (users x topics, rows aligned with the evaluation set's user vocabulary) enables
+    ``interest_coverage``; ``ranking`` sets the ranking of a bare scorer (default RankConfig())."""
     if len(evalset.targets) == 0:
         raise DataError("evaluate: the evaluation set has no targets")
     start = time.perf_counter()
-    users, ranked = rank(scorer, evalset, config.max_k, config)
+    users, ranked = rank(model, evalset, config.max_k, config, ranking)
+    scorer = model if isinstance(model, Scorer) else model.scorer
     relevant = evalset.targets.matrix("ones").tocsr()[users]
     context = {
         "relevant": relevant,
@@ -239,8 +275,10 @@ def evaluate(
             ci[metric] = bootstrap_ci(value, config.bootstrap, rng)
     history_items = evalset.history.matrix("ones").tocsr()[users]
     repeats = int(relevant.multiply(history_items).count_nonzero())
+    served = config.exclude_history and not config.sampled_negatives
     settings = {
         "exclude_history": config.exclude_history,
+        "ranked_by": "Recommender.recommend_batch (the served path)" if served else "the scorer's full score matrix",
         "ranking": f"sampled-{config.sampled_negatives} (NOT comparable to full ranking)"
         if config.sampled_negatives
         else "full",

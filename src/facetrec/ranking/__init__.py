@@ -14,7 +14,7 @@ from facetrec.ranking.filters import CatalogFilter, Rules, allowed_mask
 from facetrec.ranking.mmr import MMRReranker, mmr
 from facetrec.ranking.quotas import QuotaReranker, largest_remainder, quotas
 from facetrec.ranking.ranker import Ranker
-from facetrec.ranking.retrieval import CandidatePool, VectorIndex, choose_index_kind, merge_candidates
+from facetrec.ranking.retrieval import CandidatePool, VectorIndex, choose_index_kind, merge_interests
 from facetrec.ranking.temporal import TrendingCounter, decay_weights, freshness, trending
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
     "interest_labels",
     "largest_remainder",
     "make_reranker",
-    "merge_candidates",
+    "merge_interests",
     "mmr",
     "quotas",
     "trending",

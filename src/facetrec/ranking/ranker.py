@@ -4,11 +4,12 @@
 
 1. **filter**: one boolean mask over the catalogue (history, blocked items, business rules);
 2. **retrieve**: each interest vector fetches its ``candidates`` best allowed items from faiss;
-3. **merge**: an item found by several interests keeps its best score under any of them
-   (``dot + offsets[j]`` for a model that gives offsets, else ``weights[j] * dot``) and that
-   interest; the pool re-ranked is the
-   ``candidates`` best merged items plus each interest's own top ``n`` (so every interest can
-   fill a list on its own);
+3. **merge**: every retrieved item gets its term under each interest (``dot + offsets[j]`` for
+   a model that gives offsets, else ``weights[j] * dot``), merged into one score by
+   ``RankConfig.interest_merge`` (:func:`~facetrec.ranking.retrieval.merge_interests`: the
+   mixture's log-sum-exp or the best single interest); the interest contributing most is the
+   item's interest. The pool re-ranked is the ``candidates`` best merged items plus each
+   interest's own top ``n`` (so every interest can fill a list on its own);
 4. **boost**: optional freshness and trending boosts, scaled by the pool's score range;
 5. **re-rank**: none, MMR, DPP, interest quotas or calibration, trading relevance for
    diversity with ``lam`` (1 = pure relevance);
@@ -16,7 +17,8 @@
 
 ``Ranker.rank_scores(scores, n)`` does steps 1 and 3-6 for a single score vector from any
 scorer. List scores are the boosted relevance in the scorer's units; after re-ranking they need
-not be decreasing.
+not be decreasing. A ranker fitted without item vectors (a model with none, and no item
+embeddings) ranks scores only: no ANN retrieval, and MMR/DPP and explanations say they need vectors.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from facetrec.ranking.retrieval import (
     VectorIndex,
     check_order,
     choose_index_kind,
-    merge_candidates,
+    merge_interests,
     top_allowed,
 )
 from facetrec.ranking.temporal import TrendingCounter, freshness
@@ -62,7 +64,7 @@ class Ranker(Component[RankConfig]):
 
     def fit(
         self,
-        item_vectors: np.ndarray,
+        item_vectors: np.ndarray | None,
         catalog: ItemCatalog | None = None,
         interactions: Interactions | None = None,
         *,
@@ -71,25 +73,39 @@ class Ranker(Component[RankConfig]):
     ) -> Self:
         """Index ``item_vectors`` [n_items, d] (row i is item i) and read the catalogue and events.
 
+        ``item_vectors`` None: no retrieval index (``rank_scores`` only); ``catalog`` or ``items``
+        must then give the item count.
+
         ``catalog`` gives the item vocabulary, categories and numeric attributes (rules,
         calibration, labels), creation times (freshness) and titles (explanations);
         ``interactions`` the events trending counts. ``items`` names the items when there is no
         catalogue (default: "0".."n-1"). ``similarity_vectors`` [n_items, d'] (e.g. language-model
         embeddings) replace ``item_vectors`` for the cosine similarity of MMR, DPP and explanations.
         """
-        vectors = _matrix("item_vectors", item_vectors)
-        n = vectors.shape[0]
+        c = self.config
+        if item_vectors is None:
+            source = catalog.items if catalog is not None else items
+            if source is None:
+                raise DataError("Ranker.fit: without item_vectors, pass the catalog (or items) to say how many items")
+            n = len(source)
+            vectors, self.index_kind_, self.index_ = None, "none", None
+        else:
+            vectors = _matrix("item_vectors", item_vectors)
+            n = vectors.shape[0]
+            self.index_kind_ = choose_index_kind(c.retrieval, n, c.flat_max_items)
+            self.index_ = VectorIndex(
+                vectors, self.index_kind_, nlist=c.ivf_nlist or None, nprobe=c.ivf_nprobe, m=c.hnsw_m,
+                ef_search=c.hnsw_ef_search, seed=c.seed,
+            )  # fmt: skip
         sim = vectors if similarity_vectors is None else _matrix("similarity_vectors", similarity_vectors, n)
         vocab = self._vocabulary(n, catalog, interactions, items)
-        c = self.config
-        self.index_kind_ = choose_index_kind(c.retrieval, n, c.flat_max_items)
-        self.index_ = VectorIndex(
-            vectors, self.index_kind_, nlist=c.ivf_nlist or None, nprobe=c.ivf_nprobe, m=c.hnsw_m,
-            ef_search=c.hnsw_ef_search, seed=c.seed,
-        )  # fmt: skip
-        norms = np.linalg.norm(sim, axis=1, keepdims=True)
+        self.n_items_ = n
         self.item_vectors_ = vectors
-        self.similarity_vectors_ = np.divide(sim, norms, out=np.zeros_like(sim), where=norms > 0)
+        if sim is None:
+            self.similarity_vectors_ = None
+        else:
+            norms = np.linalg.norm(sim, axis=1, keepdims=True)
+            self.similarity_vectors_ = np.divide(sim, norms, out=np.zeros_like(sim), where=norms > 0)
         self.items_ = vocab
         self.catalog_ = catalog
         self.filter_ = CatalogFilter.from_catalog(catalog, n)
@@ -105,8 +121,16 @@ class Ranker(Component[RankConfig]):
         if self.trending_ is not None and self.trending_.latest is not None:
             times.append(self.trending_.latest)
         self.reference_time_ = max(times) if times else None
-        self.reranker_ = make_reranker(c)
+        self.reranker_ = self._reranker(c)
         return self
+
+    def _reranker(self, config: RankConfig) -> Any:
+        if config.diversity in ("mmr", "dpp") and self.similarity_vectors_ is None:
+            raise ConfigError(
+                f"diversity {config.diversity!r} compares items by their vectors, and this model has none and "
+                "the bundle no item embeddings; train with an item encoder (e.g. --encoder lexical)"
+            )
+        return make_reranker(config)
 
     def reconfigure(self, **changes: Any) -> Ranker:
         """A Ranker sharing this one's fitted index and catalogue, with re-ranking settings changed
@@ -120,17 +144,17 @@ class Ranker(Component[RankConfig]):
         config = from_dict(RankConfig, {**to_dict(self.config), **changes}, "Ranker.reconfigure")
         other = type(self)(config)
         other.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
-        other.reranker_ = make_reranker(config)
+        other.reranker_ = other._reranker(config)
         return other
 
     @property
     def n_items(self) -> int:
         self._require_fitted("n_items")
-        return self.item_vectors_.shape[0]
+        return self.n_items_
 
     @property
     def is_fitted(self) -> bool:  # one attribute lookup per request instead of scanning every attribute
-        return "index_" in self.__dict__
+        return "n_items_" in self.__dict__
 
     # ------------------------------------------------------------------ requests
 
@@ -156,6 +180,9 @@ class Ranker(Component[RankConfig]):
         if not isinstance(state, UserState):
             raise DataError(f"Ranker.rank: state must be a UserState, got {type(state).__name__}")
         n = self._check_n(n)
+        if self.index_ is None:
+            raise ConfigError("Ranker.rank: fitted without item vectors, so it cannot retrieve by interest; "
+                              "use rank_scores")  # fmt: skip
         if state.interests.shape[1] != self.item_vectors_.shape[1]:
             raise DataError(
                 f"UserState.interests: dimension {state.interests.shape[1]} does not match the fitted item "
@@ -165,12 +192,16 @@ class Ranker(Component[RankConfig]):
         allowed = self._allowed(history, exclude_idx, rules)
         n_allowed = int(allowed.sum())
         if n_allowed == 0:
-            return self._empty()
+            return self.empty()
         fetch = min(max(self.config.candidates, n), n_allowed)
-        scores, ids = self.index_.search(state.interests, fetch, None if n_allowed == self.n_items else allowed)
-        items, best, interest = merge_candidates(ids, state.interest_scores(scores))
+        _, ids = self.index_.search(state.interests, fetch, None if n_allowed == self.n_items else allowed)
+        found = np.unique(ids[ids >= 0])
+        terms = state.interest_scores(state.interests @ self.item_vectors_[found].T)
+        merged, interest = merge_interests(terms, self.config.interest_merge)
+        order = np.lexsort((found, -merged))
+        items, best, interest = found[order].astype(np.int64), merged[order], interest[order]
         in_pool = np.arange(len(items)) < self.config.candidates
-        in_pool |= (items[:, None] == ids[:, :n].ravel()[None, :]).any(axis=1)
+        in_pool |= np.isin(items, ids[:, :n].ravel())
         pool = self._pool(items[in_pool], best[in_pool], interest[in_pool], state.weights, history, now)
         return self._finish(pool, n, explain, state.attention, history)
 
@@ -208,7 +239,9 @@ class Ranker(Component[RankConfig]):
             )
         if state is not None and not isinstance(state, UserState):
             raise DataError(f"Ranker.rank_scores: state must be a UserState or None, got {type(state).__name__}")
-        if state is not None and state.interests.shape[1] != self.item_vectors_.shape[1]:
+        if state is not None and (
+            self.item_vectors_ is None or state.interests.shape[1] != self.item_vectors_.shape[1]
+        ):
             raise DataError(f"UserState.interests: dimension {state.interests.shape[1]} does not match the fitted "
                             f"item vectors ({self.item_vectors_.shape[1]})")  # fmt: skip
         hist_src = history_idx if history_idx is not None else (state.history_idx if state is not None else None)
@@ -216,10 +249,10 @@ class Ranker(Component[RankConfig]):
         allowed = self._allowed(history, exclude_idx, rules)
         idx = top_allowed(s, allowed, max(self.config.candidates, n))
         if not idx.size:
-            return self._empty()
+            return self.empty()
         if state is not None:
-            weighted = state.interest_scores(state.interests @ self.item_vectors_[idx].T)
-            interest = np.argmax(weighted, axis=0).astype(np.int32)
+            terms = state.interest_scores(state.interests @ self.item_vectors_[idx].T)
+            _, interest = merge_interests(terms, self.config.interest_merge)
             weights = state.weights
             attention = state.attention if history_idx is None else None
         else:
@@ -286,7 +319,7 @@ class Ranker(Component[RankConfig]):
             relevance=relevance,
             interest=np.asarray(interest, dtype=np.int32),
             weights=np.asarray(weights, dtype=np.float64),
-            vectors=self.similarity_vectors_[idx],
+            vectors=self.similarity_vectors_[idx] if self.similarity_vectors_ is not None else np.zeros((len(idx), 0)),
             categories=categories,
             target=target,
         )
@@ -321,6 +354,9 @@ class Ranker(Component[RankConfig]):
         self, idx: np.ndarray, interest: np.ndarray, attention: np.ndarray, history: np.ndarray
     ) -> dict[str, np.ndarray]:
         labels = ex.interest_labels(attention, history, self.terms_, self.config.label_terms)
+        if self.similarity_vectors_ is None:  # nothing to say which history items are alike
+            empty = [()] * len(idx)
+            return {"explanation": object_array([""] * len(idx)), "because": object_array(empty)}
         att = np.asarray(attention, dtype=np.float64)[interest]
         top = ex.contributors(
             self.similarity_vectors_[idx], self.similarity_vectors_[history], att, self.config.explain_items
@@ -336,7 +372,8 @@ class Ranker(Component[RankConfig]):
     def _title(self, idx: int) -> str:
         return self.catalog_.title(idx) if self.catalog_ is not None else str(self.items_.id_of(idx))
 
-    def _empty(self) -> ItemList:
+    def empty(self) -> ItemList:
+        """A list with no items (and the fields every list has)."""
         return ItemList.from_idx(np.zeros(0, np.int32), np.zeros(0, np.float32), self.items_,
                                  interest=np.zeros(0, np.int32))  # fmt: skip
 

@@ -5,10 +5,9 @@ Exact search (``IndexFlatIP``) is the default; approximate indexes (IVF, HNSW) a
 catalogues where a full scan per request is too slow. Filters reach faiss as a bitmap selector,
 so a request never needs to over-fetch to survive them.
 
-:func:`merge_candidates` keeps, for an item retrieved by several interests, its best score under
-any of them (the state's per-interest score, see ``UserState.interest_scores``) and the interest
-``j`` that gave it. :class:`CandidatePool` is
-what every re-ranker reads.
+:func:`merge_interests` turns an item's per-interest terms (``UserState.interest_scores``) into
+one score, by the mixture's log-sum-exp or the best single interest, and names the interest that
+contributes most. :class:`CandidatePool` is what every re-ranker reads.
 """
 
 from __future__ import annotations
@@ -124,26 +123,25 @@ class VectorIndex:
         return faiss.SearchParameters(**extra)
 
 
-def merge_candidates(idx: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge per-interest result lists into one: (items, best scores, interest), best first.
+MERGES = ("logsumexp", "max")
+"""Values of ``RankConfig.interest_merge``."""
 
-    ``idx`` and ``scores`` are [k, m] (row j: interest j's results and their scores under
-    interest j; idx -1 = empty slot). An item found by several interests keeps its best score
-    and that ``j`` (ties: the lower interest index).
-    """
-    idx = np.asarray(idx)
-    k, m = idx.shape
-    weighted = np.asarray(scores, dtype=np.float64).ravel()
-    interest = np.repeat(np.arange(k, dtype=np.int32), m)
-    flat = idx.ravel()
-    keep = flat >= 0
-    flat, weighted, interest = flat[keep], weighted[keep], interest[keep]
-    order = np.lexsort((interest, -weighted, flat))  # by item, then best weighted score, then interest
-    flat, weighted, interest = flat[order], weighted[order], interest[order]
-    first = np.concatenate([[True], flat[1:] != flat[:-1]]) if flat.size else np.zeros(0, bool)
-    items, best, which = flat[first], weighted[first], interest[first]
-    rank = np.lexsort((items, -best))
-    return items[rank].astype(np.int64), best[rank], which[rank]
+
+def merge_interests(terms: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """One score per item from its per-interest terms [k, m], and the interest that contributes
+    most to it (ties: the lower index). "logsumexp" is the mixture the soft-routed facet model is
+    trained on (log of the sum of its K routed probabilities); "max" is the best single interest.
+    Every place that turns a user's interests into one item score calls this."""
+    terms = np.asarray(terms, dtype=np.float64)
+    if terms.ndim != 2 or terms.shape[0] < 1:
+        raise DataError(f"merge_interests: terms must be [k >= 1, m], got shape {terms.shape}")
+    interest = np.argmax(terms, axis=0).astype(np.int32)
+    if rule == "max":
+        return terms.max(axis=0), interest
+    if rule == "logsumexp":
+        top = terms.max(axis=0)
+        return top + np.log(np.exp(terms - top).sum(axis=0)), interest
+    raise ConfigError(f"interest merge must be one of {', '.join(map(repr, MERGES))}, got {rule!r}")
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, m: int) -> np.ndarray:

@@ -8,7 +8,8 @@ those of the training item vocabulary; rows are users, always.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Self, TypeVar
+from dataclasses import dataclass
+from typing import ClassVar, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,11 +23,53 @@ C = TypeVar("C")
 FEEDBACK = ("binary", "weight")
 """How a history becomes a user row: 1 per item seen, or the summed event weights."""
 
+NEEDS = ("ids", "text", "reviews", "image", "audio", "time", "events", "ratings")
+"""What a model can read from the data: item ids, item text, review text, images, audio,
+timestamps, event types, rating values."""
+CAN = ("known_users", "raw_history", "cold_items", "interest_vectors", "item_vectors", "explain", "ratings")
+"""What a model can do: score known users; score a raw history (a new user or a session); score
+items without training events; give per-user interest vectors for ANN retrieval; give item
+vectors (similar items, diversity); explain an item by the history behind it; predict ratings."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """A model's declared inputs and abilities; the pipeline reads these, never ``hasattr``."""
+
+    needs: frozenset[str] = frozenset({"ids"})
+    can: frozenset[str] = frozenset({"known_users", "raw_history"})
+
+    def __post_init__(self) -> None:
+        for name, values, valid in (("needs", self.needs, NEEDS), ("can", self.can, CAN)):
+            unknown = sorted(set(values) - set(valid))
+            if unknown:
+                raise ConfigError(f"Capabilities.{name}: unknown {unknown}; choose from {', '.join(valid)}")
+        object.__setattr__(self, "needs", frozenset(self.needs))
+        object.__setattr__(self, "can", frozenset(self.can))
+
 
 class Scorer(Component[C]):
-    """Base class of every scorer (baselines and the facet model)."""
+    """Base class of every scorer (baselines and the facet model).
+
+    A scorer with ``item_vectors`` in ``capabilities.can`` implements ``item_vectors()``; one
+    with ``interest_vectors`` implements ``encode_users(history, users) -> list[UserState]``.
+    """
 
     n_items_: int
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def item_vectors(self) -> np.ndarray:
+        """[n_items, d] vectors in which the model ranks items (models that declare ``item_vectors``)."""
+        raise ConfigError(f"{type(self).__name__} has no item vectors (capabilities: {sorted(self.capabilities.can)})")
+
+    def add_items(self, text_vectors: np.ndarray) -> None:
+        """Append items after fitting, described by their raw text embeddings [m, d] (models that
+        declare ``cold_items``); they are scored from then on without retraining."""
+        raise ConfigError(f"{type(self).__name__} cannot score items it was not trained on")
+
+    def encode_users(self, history: Interactions, users: np.ndarray) -> list:
+        """One UserState per user (models that declare ``interest_vectors``)."""
+        raise ConfigError(f"{type(self).__name__} gives no interest vectors; rank its scores instead")
 
     @abstractmethod
     def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:

@@ -14,7 +14,7 @@ import numpy as np
 
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer
+from facetrec.scoring.base import Capabilities, Scorer
 from facetrec.types import Interactions, ItemCatalog
 
 
@@ -36,6 +36,9 @@ class BiasScorer(Scorer[BiasConfig]):
     """Scores are predicted ratings; a user's bias is re-estimated from the history given."""
 
     config_class = BiasConfig
+    capabilities = Capabilities(
+        needs=frozenset({"ids", "ratings"}), can=frozenset({"known_users", "raw_history", "ratings"})
+    )
     predicts_ratings = True
 
     mean_: float

@@ -25,11 +25,12 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
-from facetrec.content.text import TEMPLATES, item_texts
+from facetrec.content.item_encoder import encode_items
+from facetrec.content.text import TEMPLATES
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer, history_matrix
-from facetrec.types import Interactions, ItemCatalog, ItemEmbeddings
+from facetrec.scoring.base import Capabilities, Scorer, history_matrix
+from facetrec.types import Interactions, ItemCatalog
 
 _DAY = 86_400.0
 ENCODERS = ("minilm", "minilm-onnx-int8", "lexical")
@@ -69,6 +70,10 @@ class ContentKNNConfig:
 
 class ContentKNNScorer(Scorer[ContentKNNConfig]):
     config_class = ContentKNNConfig
+    capabilities = Capabilities(
+        needs=frozenset({"text", "reviews", "time"}),
+        can=frozenset({"known_users", "raw_history", "cold_items", "item_vectors"}),
+    )
 
     item_vectors_: np.ndarray
     review_vectors_: np.ndarray | None
@@ -87,6 +92,24 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
         self.review_vectors_ = None if reviews is None else reviews.vectors
         self.n_items_ = train.n_items
         return self
+
+    def item_vectors(self) -> np.ndarray:
+        self._require_fitted("item_vectors")
+        return self.item_vectors_
+
+    def add_items(self, text_vectors: np.ndarray) -> None:
+        self._require_fitted("add_items")
+        vectors = np.asarray(text_vectors, np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.item_vectors_.shape[1]:
+            raise DataError(f"add_items: expected [m, {self.item_vectors_.shape[1]}] text vectors, got {vectors.shape}")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self.item_vectors_ = np.vstack([self.item_vectors_, unit])
+        if self.review_vectors_ is not None:  # new items have no reviews yet
+            self.review_vectors_ = np.vstack(
+                [self.review_vectors_, np.zeros((len(unit), self.review_vectors_.shape[1]), np.float32)]
+            )
+        self.n_items_ += len(unit)
 
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         recent = recent_events(history, users, self.config.history_length, self.config.half_life_days)
@@ -122,52 +145,6 @@ def standardize(scores: np.ndarray, columns: np.ndarray | None = None) -> np.nda
         return np.zeros_like(scores)
     mean, std = part.mean(axis=1, keepdims=True), part.std(axis=1, keepdims=True)
     return (scores - mean) / np.maximum(std, 1e-6)
-
-
-def encode_catalog(catalog: ItemCatalog, config: ContentKNNConfig) -> ItemEmbeddings:
-    """Item texts from the catalogue, encoded with the configured encoder (cached when asked)."""
-    return encode_items(catalog, config)[0]
-
-
-def encode_items(
-    catalog: ItemCatalog, config: ContentKNNConfig, reviews: Interactions | None = None
-) -> tuple[ItemEmbeddings, ItemEmbeddings | None]:
-    """(text, review) item embeddings; review ones only for ``reviews`` (the training interactions).
-
-    A language model encodes both, through one cache; the lexical encoder fits one LSA space on the
-    item texts and another on the training reviews. Items without reviews get all-zero review rows
-    (content/reviews.py).
-    """
-    template = TEMPLATES[config.template]
-    if config.encoder == "lexical":
-        from facetrec.content.lexical import LexicalEncoder, LexicalTextEncoder
-        from facetrec.content.reviews import review_embeddings, review_texts
-
-        def fitted(corpus: list[str]) -> LexicalEncoder:
-            return LexicalEncoder(svd_dim=max(1, min(128, len(corpus) - 1))).fit(corpus)  # LSA cannot exceed it
-
-        texts = item_texts(catalog, template)
-        text = fitted(texts).item_embeddings(texts, catalog.items)
-        corpus = [t for t in review_texts(reviews) if t] if reviews is not None else []
-        if not corpus:  # no review text at all: nothing to add
-            return text, None
-        encoder = LexicalTextEncoder(fitted(corpus))  # reviews get their own LSA space, fitted on training reviews
-        return text, review_embeddings(reviews, encoder, batch_size=config.batch_size)
-    from facetrec.content.encoders import SentenceTransformerEncoder
-    from facetrec.content.reviews import review_embeddings
-    from facetrec.content.store import EmbeddingStore, embed_items
-
-    onnx = config.encoder == "minilm-onnx-int8"
-    model = None if config.encoder in ("minilm", "minilm-onnx-int8") else config.encoder
-    lm = SentenceTransformerEncoder(
-        model, backend="onnx" if onnx else "torch", quantize=onnx, max_length=config.max_tokens
-    )
-    texts = item_texts(catalog, template, tokenizer=lm.model_path, max_tokens=config.max_tokens)
-    store = EmbeddingStore(config.store_dir) if config.store_dir else None
-    text = embed_items(lm, texts, catalog.items, store, batch_size=config.batch_size)
-    if reviews is None:
-        return text, None
-    return text, review_embeddings(reviews, lm, store=store, batch_size=config.batch_size)
 
 
 def recent_events(history: Interactions, users: np.ndarray, length: int, half_life_days: float | None) -> Interactions:

@@ -15,7 +15,7 @@ import numpy as np
 
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer, check_feedback, history_matrix
+from facetrec.scoring.base import Capabilities, Scorer, check_feedback, history_matrix
 from facetrec.types import Interactions, ItemCatalog
 
 _BYTES_PER_CELL = 4 + 8 + 8
@@ -54,6 +54,7 @@ class EASEScorer(Scorer[EASEConfig]):
     """EASE baseline: scores are ``history rows @ B``; ``B_`` is a dense float32 [n_items, n_items]."""
 
     config_class = EASEConfig
+    capabilities = Capabilities()
 
     B_: np.ndarray
 

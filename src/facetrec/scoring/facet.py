@@ -1,14 +1,12 @@
-"""The facet model: several interest vectors per user over language-model item vectors.
+"""The facet scorer: several interest vectors per user over language-model item vectors.
 
-Items are represented by the :class:`~facetrec.fusion.items.ItemTower` (frozen text embeddings
-through a mixture-of-experts adapter, fused with an ID embedding for items seen in training);
-users by the :class:`~facetrec.interests.extractor.MultiInterestEncoder` (a causal Transformer
-with time-gap, event and signal inputs, then K attention-pooled interests). Training predicts
-the next item at every position with target-aware routing: by default as a mixture of K
-softmaxes under a learned gate, where each interest learns from a target in proportion to its
-responsibility for it (so interests specialise) and a penalty keeps them apart. Each softmax
-runs over the whole catalogue up to ``full_softmax_max_items`` items and is sampled with log-Q
-correction beyond. An item scores by its log-probability under the mixture.
+The network (item tower, multi-interest encoder, routing and loss) reads top to bottom in
+:mod:`facetrec.interests.facet_model`; this module turns item text into its frozen content
+vectors, trains it with the shared loop (:func:`facetrec.training.fit_loop`) and answers with
+it: scores, user states, item vectors and calibrated preferences. Training predicts the next
+item at every position with target-aware routing: by default a mixture of K softmaxes under a
+learned gate, so each interest learns from a target in proportion to its responsibility for
+it. An item scores by its log-probability under the mixture.
 
 ``sasrec-text`` (:class:`SASRecTextScorer`) is the same model with one interest read from the
 last state and no time/event/signal inputs: SASRec+ with fused text + ID item vectors.
@@ -16,7 +14,7 @@ last state and no time/event/signal inputs: SASRec+ with fused text + ID item ve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Self
 
 import numpy as np
@@ -25,28 +23,26 @@ from torch import nn
 
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.fusion.items import ItemTower
-from facetrec.fusion.modality import FUSIONS
-from facetrec.interests.extractor import (
+from facetrec.interests.facet_model import (
+    FUSIONS,
     POOLINGS,
     ROUTINGS,
-    MultiInterestEncoder,
-    distinctness_penalty,
+    FacetNet,
+    FacetNetConfig,
     interest_log_probs,
     interest_offsets,
-    routed_loss,
 )
 from facetrec.interests.features import EventFeatures
 from facetrec.interests.sequences import (
     EVAL_BATCH,
     NextItemValidation,
     SequenceModelConfig,
-    future_targets,
+    TrainingWindows,
     training_rows,
-    trim,
+    trimmed,
 )
-from facetrec.scoring.base import Scorer
-from facetrec.training import fit_loop, load_flat_weights, resolve_device, seed_everything
+from facetrec.scoring.base import Capabilities, Scorer
+from facetrec.training import fit_loop, load_flat_weights, seed_everything
 from facetrec.types import Interactions, ItemCatalog, UserState
 
 
@@ -137,6 +133,10 @@ class FacetConfig(SequenceModelConfig):
         if not self.distinct_weight >= 0:
             raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
 
+    def net_config(self) -> FacetNetConfig:
+        """The settings the network reads."""
+        return FacetNetConfig(**{f.name: getattr(self, f.name) for f in fields(FacetNetConfig)})
+
 
 @dataclass(frozen=True)
 class SASRecTextConfig(FacetConfig):
@@ -149,138 +149,6 @@ class SASRecTextConfig(FacetConfig):
     signal_features: bool = False
 
 
-class FacetNet(nn.Module):
-    """Item tower + multi-interest encoder; item ``i`` is row ``i`` of :meth:`item_vectors`."""
-
-    def __init__(self, content: list[np.ndarray], id_known: np.ndarray, config: FacetConfig) -> None:
-        super().__init__()
-        cfg = config
-        matrices = [torch.from_numpy(np.asarray(m, np.float32)) for m in content if m.shape[1]]
-        self.tower = ItemTower(
-            matrices,
-            torch.from_numpy(np.asarray(id_known, bool)),
-            cfg.hidden,
-            use_id=cfg.use_id,
-            fusion=cfg.fusion,
-            experts=cfg.experts,
-            id_dropout=cfg.id_dropout,
-            dropout=cfg.dropout / 4,
-        )
-        self.values = cfg.interest_values
-        self.encoder = MultiInterestEncoder(
-            cfg.hidden,
-            cfg.max_len,
-            cfg.layers,
-            cfg.heads,
-            cfg.dropout,
-            cfg.interests,
-            cfg.pooling,
-            cfg.time_features,
-            cfg.event_features,
-            cfg.signal_features,
-        )
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.tower()
-
-    def user_interests(self, items: torch.Tensor, batch: dict[str, torch.Tensor], last_only: bool = False):
-        """(interests, log gate weights, attention) for a batch of windows, given all item vectors
-        [n_items, hidden]; shapes as in :meth:`MultiInterestEncoder.interests`."""
-        table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
-        vectors = table[batch["items"]]
-        states = self.encoder.states(vectors, batch)
-        values = vectors if self.values == "items" else states
-        interests, attention = self.encoder.interests(states, values, batch["items"] == 0, last_only)
-        return interests, self.encoder.log_weights(states, last_only), attention
-
-
-def _to_device(batch: dict[str, np.ndarray], rows, device: torch.device) -> dict[str, torch.Tensor]:
-    """The rows of a window batch as tensors, trimmed to the columns that hold any event."""
-    items = torch.from_numpy(batch["items"][rows])
-    cols = trim(items)
-    return {k: torch.from_numpy(v[rows][:, cols]).to(device) for k, v in batch.items()}
-
-
-class _Training:
-    """What the shared loop drives: the network, Adam, the training windows and the loss.
-
-    Only items with training events enter the softmax. An item without any would only ever be
-    a negative, and the model would learn that content it has not seen is bad: exactly the
-    items cold start is about (they score by their content alone at inference).
-    """
-
-    def __init__(self, net: FacetNet, inputs: dict, targets: np.ndarray, counts: np.ndarray, cfg: FacetConfig):
-        self.net, self.cfg = net, cfg
-        self.device = next(net.parameters()).device
-        self.inputs, self.targets = inputs, targets
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
-        self.seen = torch.from_numpy(np.flatnonzero(counts > 0)).to(self.device)
-        self.column = torch.full((len(counts),), -1, dtype=torch.long, device=self.device)
-        self.column[self.seen] = torch.arange(len(self.seen), device=self.device)  # item -> softmax column
-        self.sampled = len(self.seen) > cfg.full_softmax_max_items
-        q = torch.from_numpy(counts.astype(np.float64))
-        self.q = (q / q.sum()).float().to(self.device)  # negatives by training popularity
-
-    def _loss(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
-        batch = _to_device(self.inputs, rows, self.device)
-        target = torch.from_numpy(self.targets[rows][:, trim(torch.from_numpy(self.inputs["items"][rows]))])
-        target = target.to(self.device)
-        items = self.net.item_vectors()
-        interests, log_weights, _ = self.net.user_interests(items, batch)
-        real = target > 0
-        chosen = interests[real]  # [P, K, hidden]
-        wanted = [target[real] - 1]
-        if self.cfg.future_window > 1:
-            wanted.append(future_targets(target, self.cfg.future_window)[real] - 1)
-        if self.sampled:
-            negatives = torch.multinomial(self.q, self.cfg.negatives, replacement=True)
-            negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
-
-            def sampled(want: torch.Tensor) -> torch.Tensor:
-                positive = torch.einsum("pkh,ph->pk", chosen, items[want]) - self.q[want].log().unsqueeze(-1)
-                hit = (negatives[None, :] == want[:, None]).unsqueeze(1)  # accidental hits
-                logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
-                return routed_loss(logits, log_weights[real], torch.zeros_like(want), self.cfg.routing)
-
-            losses = torch.stack([sampled(want) for want in wanted])
-        else:  # every target shares one full softmax
-            logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
-            columns = torch.stack([self.column[want] for want in wanted], 1)
-            losses = routed_loss(logits, log_weights[real], columns, self.cfg.routing)
-        loss = losses[0] + self.cfg.future_weight * losses[1:].sum()
-        if self.cfg.distinct_weight and chosen.shape[1] > 1:
-            # Only where the prefix holds at least K events can K interests differ at all.
-            enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
-            loss = loss + self.cfg.distinct_weight * distinctness_penalty(chosen[enough])
-        return loss, int(real.sum())
-
-    def train_epoch(self, epoch: int) -> float:
-        self.net.train()
-        total, count = 0.0, 0
-        for rows in torch.randperm(len(self.targets)).split(self.cfg.batch_size):
-            loss, n = self._loss(rows.numpy())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total, count = total + loss.item() * n, count + n
-        return total / max(count, 1)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.net.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.net.load_state_dict(state)
-
-
-class _ValidatedTraining(_Training):
-    def __init__(self, *args, valid: EvalSet, scorer: FacetScorer) -> None:
-        super().__init__(*args)
-        self.validation, self.scorer = NextItemValidation(valid, self.device), scorer
-
-    def validate(self) -> float:
-        return self.validation(lambda history, users: self.scorer._scores(self.net, history, users))
-
-
 class FacetScorer(Scorer[FacetConfig]):
     """Scores an item by how well a user's K interests explain it (see the module docstring).
 
@@ -291,6 +159,10 @@ class FacetScorer(Scorer[FacetConfig]):
     """
 
     config_class = FacetConfig
+    capabilities = Capabilities(
+        needs=frozenset({"ids", "text", "reviews", "time", "events"}),
+        can=frozenset({"known_users", "raw_history", "cold_items", "interest_vectors", "item_vectors", "explain"}),
+    )
 
     weights_: np.ndarray
     content_: np.ndarray
@@ -318,25 +190,30 @@ class FacetScorer(Scorer[FacetConfig]):
                 f"{train.n_items}; both must use the training item vocabulary"
             )
         self._net = self._items = None
-        self.content_, self.review_content_ = self._content(train, catalog)
+        self.content_, self.review_content_, self.text_mean_ = self._content(train, catalog)
         train = train.sorted()
         offsets = train.user_offsets()
         start, end = training_rows(offsets, cfg.max_len)
         if not len(start):
             raise DataError(f"{type(self).__name__}.fit: no user has 2 or more events; a next-item model needs pairs")
         features = EventFeatures.of(train)
-        inputs = features.windows(start, end, cfg.max_len)
-        targets = features.windows(start + 1, end + 1, cfg.max_len)["items"]
+        windows = features.windows(start, end, cfg.max_len)
+        windows["target"] = features.windows(start + 1, end + 1, cfg.max_len)["items"]
         counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float32)
         self.id_known_ = (counts > 0).astype(np.uint8)
         self.popularity_ = counts / max(1.0, float(counts.max()))
         self.n_items_ = train.n_items
-        device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        net = FacetNet([self.content_, self.review_content_], self.id_known_, cfg).to(device)
-        args = (net, inputs, targets, counts, cfg)
-        loop = _Training(*args) if valid is None else _ValidatedTraining(*args, valid=valid, scorer=self)
-        history = fit_loop(loop, cfg.train_config(), optimizer=loop.optimizer, description=type(self).__name__)
+        net = FacetNet([self.content_, self.review_content_], self.id_known_, cfg.net_config(), counts)
+        validate = None
+        if valid is not None:
+            validation = NextItemValidation(valid)
+
+            def validate() -> float:
+                return validation(lambda history, users: self._scores(net, history, users))
+
+        data = TrainingWindows(windows)
+        history = fit_loop(net, cfg.train_config(), data=data, validate=validate, description=type(self).__name__)
         net.eval()
         self.weights_ = nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
         self.losses_ = np.asarray(history.losses, dtype=np.float32)
@@ -382,13 +259,14 @@ class FacetScorer(Scorer[FacetConfig]):
         slope, intercept = self.calibration_
         return (1.0 / (1.0 + np.exp(-(slope * scores + intercept)))).astype(np.float32)
 
-    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> tuple[np.ndarray, np.ndarray]:
+    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frozen, centred unit item vectors: (text, reviews), each [n_items, d] or [n_items, 0] when
-        unused. Review vectors come from the training events only, so no held-out review leaks."""
+        unused, and the mean the text was centred by (for items added later). Review vectors come
+        from the training events only, so no held-out review leaks."""
         cfg = self.config
         none = np.zeros((train.n_items, 0), np.float32)
         if cfg.encoder == "none":
-            return none, none
+            return none, none, np.zeros(0, np.float32)
         if catalog is None:
             raise DataError(
                 f"{type(self).__name__} reads item text: call .fit(train, catalog), or set encoder = 'none'"
@@ -400,7 +278,45 @@ class FacetScorer(Scorer[FacetConfig]):
         settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
         with_reviews = cfg.reviews and train.review is not None
         text, reviews = encode_items(catalog, settings, train if with_reviews else None)
-        return centred(text.normalize().vectors), none if reviews is None else centred(reviews.vectors)
+        content, mean = centre(text.normalize().vectors)
+        return content, none if reviews is None else centred(reviews.vectors), mean
+
+    def add_items(self, text_vectors: np.ndarray) -> None:
+        """Append items described by their raw text embeddings: centred as the training items were,
+        without an ID vector and without reviews (they are cold), so they are scored through
+        their text at once. The ID table grows by unused rows so the weights keep their layout."""
+        self._require_fitted("add_items")
+        vectors = np.asarray(text_vectors, np.float32)
+        if self.content_.shape[1] == 0:
+            raise ConfigError(
+                f"{type(self).__name__} was trained without item text (encoder 'none'); retrain to add items"
+            )
+        if vectors.ndim != 2 or vectors.shape[1] != self.content_.shape[1]:
+            raise DataError(f"add_items: expected [m, {self.content_.shape[1]}] text vectors, got {vectors.shape}")
+        m = len(vectors)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        present = norms[:, 0] > 0
+        shifted = np.where(present[:, None], unit - self.text_mean_, 0.0)
+        norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+        new = np.divide(shifted, norms, out=np.zeros_like(shifted), where=norms > 0).astype(np.float32)
+        old = self._model().state_dict()
+        self.content_ = np.vstack([self.content_, new])
+        self.review_content_ = np.vstack(
+            [self.review_content_, np.zeros((m, self.review_content_.shape[1]), np.float32)]
+        )
+        self.id_known_ = np.r_[self.id_known_, np.zeros(m, np.uint8)]
+        self.popularity_ = np.r_[self.popularity_, np.zeros(m, self.popularity_.dtype)]
+        self.n_items_ += m
+        grown = FacetNet([self.content_, self.review_content_], self.id_known_, self.config.net_config())
+        state = grown.state_dict()
+        for name, value in old.items():
+            state[name] = (
+                value if state[name].shape == value.shape else torch.cat([value, state[name][len(value) :] * 0])
+            )
+        grown.load_state_dict(state)
+        self.weights_ = nn.utils.parameters_to_vector(grown.parameters()).detach().cpu().numpy()
+        self._net = self._items = None
 
     # ------------------------------------------------------------------ inference
 
@@ -408,7 +324,7 @@ class FacetScorer(Scorer[FacetConfig]):
         """The network for ``weights_``, rebuilt once after load (or a change of weights)."""
         if self._net is not None and self._net[0] is self.weights_:
             return self._net[1]
-        net = FacetNet([self.content_, self.review_content_], self.id_known_, self.config)
+        net = FacetNet([self.content_, self.review_content_], self.id_known_, self.config.net_config())
         net = load_flat_weights(net, self.weights_, type(self).__name__, self.config.device)
         self._net, self._items = (self.weights_, net), None
         return net
@@ -439,8 +355,8 @@ class FacetScorer(Scorer[FacetConfig]):
         for start in range(0, len(users), EVAL_BATCH):
             chunk = users[start : start + EVAL_BATCH]
             windows = features.windows(offsets[chunk], offsets[chunk + 1], self.config.max_len)
-            batch = _to_device(windows, slice(None), device)
-            interests, log_weights, attention = net.user_interests(items, batch, last_only=True)
+            batch = {k: v.to(device) for k, v in trimmed(windows, slice(None)).items()}
+            interests, log_weights, attention = net(batch, items, last_only=True)
             yield interests, log_weights, attention, batch["items"], items
         net.train(was_training)
 
@@ -525,12 +441,18 @@ def centred(vectors: np.ndarray) -> np.ndarray:
     alike to the adapter and training starts slowly; removing the mean is the usual remedy for
     this anisotropy.
     """
+    return centre(vectors)[0]
+
+
+def centre(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`centred` vectors, the mean that was removed: zeros when no row is present)."""
     present = np.abs(vectors).sum(1) > 0
     if not present.any():
-        return vectors
-    out = np.where(present[:, None], vectors - vectors[present].mean(0), 0.0)
+        return vectors, np.zeros(vectors.shape[1], np.float32)
+    mean = vectors[present].mean(0)
+    out = np.where(present[:, None], vectors - mean, 0.0)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0).astype(np.float32)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0).astype(np.float32), mean.astype(np.float32)
 
 
 class SASRecTextScorer(FacetScorer):

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer, check_feedback, history_matrix
+from facetrec.scoring.base import Capabilities, Scorer, check_feedback, history_matrix
 from facetrec.types import Interactions, ItemCatalog
 
 _BLOCK_CELLS = 1 << 24
@@ -81,6 +81,7 @@ class ItemKNNScorer(Scorer[ItemKNNConfig]):
     """Item-kNN baseline; the similarity is stored as CSR arrays so that it saves without pickle."""
 
     config_class = ItemKNNConfig
+    capabilities = Capabilities()
 
     sim_indptr_: np.ndarray
     sim_indices_: np.ndarray

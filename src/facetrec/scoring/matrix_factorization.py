@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer, check_feedback, history_matrix
+from facetrec.scoring.base import Capabilities, Scorer, check_feedback, history_matrix
 from facetrec.types import Interactions, ItemCatalog
 
 
@@ -81,6 +81,7 @@ class ALSScorer(Scorer[ALSConfig]):
     """
 
     config_class = ALSConfig
+    capabilities = Capabilities(can=frozenset({"known_users", "raw_history", "item_vectors"}))
 
     item_factors_: np.ndarray
 
@@ -118,6 +119,10 @@ class ALSScorer(Scorer[ALSConfig]):
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         return self.user_factors(history, users) @ self.item_factors_.T
 
+    def item_vectors(self) -> np.ndarray:
+        self._require_fitted("item_vectors")
+        return self.item_factors_
+
 
 @dataclass(frozen=True)
 class BPRConfig:
@@ -153,6 +158,7 @@ class BPRScorer(Scorer[BPRConfig]):
     """
 
     config_class = BPRConfig
+    capabilities = Capabilities(can=frozenset({"known_users", "raw_history", "item_vectors"}))
 
     item_factors_: np.ndarray
     item_bias_: np.ndarray
@@ -178,6 +184,10 @@ class BPRScorer(Scorer[BPRConfig]):
         self.item_bias_ = factors[:, c.factors].copy() if has_bias else np.zeros(len(factors), np.float32)
         self.n_items_ = train.n_items
         return self
+
+    def item_vectors(self) -> np.ndarray:
+        self._require_fitted("item_vectors")
+        return self.item_factors_
 
     def user_factors(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         """Folded-in factors [len(users), factors]: the mean factors of each user's history items."""

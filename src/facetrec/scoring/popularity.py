@@ -13,7 +13,7 @@ import numpy as np
 
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
-from facetrec.scoring.base import Scorer
+from facetrec.scoring.base import Capabilities, Scorer
 from facetrec.types import Interactions, ItemCatalog
 
 _DAY = 86_400
@@ -33,6 +33,7 @@ class PopularityConfig:
 
 class PopularityScorer(Scorer[PopularityConfig]):
     config_class = PopularityConfig
+    capabilities = Capabilities(needs=frozenset({"ids", "time"}))
 
     popularity_: np.ndarray
 

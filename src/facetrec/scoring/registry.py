@@ -1,6 +1,10 @@
-"""The one explicit dict of scorer kinds: name -> class, imported on first use.
+"""The one explicit dict of model kinds: name -> class, imported on first use.
 
-Configs name a ``kind`` from here; a misspelt kind is an error listing the valid ones.
+Configs and the CLI name a ``kind`` from here; a misspelt kind is an error listing the valid
+ones. A model registered here (in this dict, or at run time with :func:`register`) trains,
+saves into a bundle, loads, recommends and serves through the same pipeline, and
+``facetrec.testing.PipelineConformance`` checks that round trip for it. What each model needs
+and can do is declared on its class (``Scorer.capabilities``) and listed by ``facetrec models``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,62 @@ SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
 """Small validation grids for ``--tune``; each entry overrides the scorer's defaults."""
 
 
+ENTRY_POINTS = "facetrec.models"
+"""Entry-point group through which other packages register models (``name = "module:Class"``)."""
+
+
+def load_entry_points() -> list[str]:
+    """Register the models other installed packages declare under :data:`ENTRY_POINTS` (kinds
+    already registered keep their class); returns the kinds added."""
+    from importlib.metadata import entry_points
+
+    added = []
+    for point in entry_points(group=ENTRY_POINTS):
+        if point.name not in SCORERS:
+            SCORERS[point.name] = point.value
+            SEARCH_SPACES[point.name] = [{}]
+            added.append(point.name)
+    return added
+
+
+def register(kind: str, path: str | type[Scorer], search_space: list[dict[str, Any]] | None = None) -> None:
+    """Add a model kind: ``path`` is ``"package.module:Class"`` (imported on first use) or the class."""
+    if not isinstance(kind, str) or not kind or kind != kind.strip():
+        raise ConfigError(f"register: the kind must be a non-empty name without spaces, got {kind!r}")
+    if isinstance(path, type):
+        if not issubclass(path, Scorer):
+            raise ConfigError(f"register: {path.__name__} is not a facetrec Scorer")
+        path = f"{path.__module__}:{path.__qualname__}"
+    SCORERS[kind] = path
+    SEARCH_SPACES[kind] = list(search_space or [{}])
+
+
+def kind_of(scorer: Scorer) -> str:
+    """The registered kind of ``scorer``'s class (e.g. "facet")."""
+    target = f"{type(scorer).__module__}:{type(scorer).__qualname__}"
+    for kind, path in SCORERS.items():
+        if path == target:
+            return kind
+    raise ConfigError(f"{type(scorer).__name__} is not registered; add it with facetrec.scoring.registry.register")
+
+
+def describe() -> list[dict[str, Any]]:
+    """One row per registered kind: its class, what it needs and what it can do (imports every class)."""
+    rows = []
+    for kind, path in SCORERS.items():
+        cls = scorer_class(kind)
+        rows.append(
+            {
+                "kind": kind,
+                "class": path.replace(":", "."),
+                "needs": sorted(cls.capabilities.needs),
+                "can": sorted(cls.capabilities.can),
+                "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+            }
+        )
+    return rows
+
+
 def scorer_class(kind: str) -> type[Scorer]:
     if kind not in SCORERS:
         raise ConfigError(f"unknown model kind {kind!r}; choose from {', '.join(SCORERS)}")
@@ -57,3 +117,6 @@ def make_scorer(kind: str, params: dict[str, Any] | None = None, seed: int | Non
     if seed is not None and "seed" in cls.config_class.__dataclass_fields__:
         values.setdefault("seed", seed)
     return cls(from_dict(cls.config_class, values, f"model {kind!r}"))
+
+
+load_entry_points()

@@ -2,7 +2,8 @@
 
 Endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool (limited to
 ``threads``); the :class:`~facetrec.serving.service.Service` serialises access to the
-Recommender with its lock, while a write waiting for the disk does not hold it.
+Recommender with its lock, while a write waiting for the disk does not hold it. Every list comes
+from ``Recommender.recommend`` (through the Service).
 Errors never carry a stack trace: facetrec's own errors become 404 (unknown ids) or 422 (bad
 values) with their one-line message; anything else is logged and answered "internal error".
 """
@@ -17,7 +18,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -29,10 +29,11 @@ from starlette.routing import Match
 
 from facetrec import __version__
 from facetrec.errors import FacetrecError, UnknownIdError
+from facetrec.history import EventRecord
 from facetrec.serving import schemas as s
 from facetrec.serving.metrics import Metrics
 from facetrec.serving.service import Service
-from facetrec.serving.store import EventRecord
+from facetrec.types import Query as Wanted  # fastapi.Query is the query-string parameter
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -64,9 +65,9 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         title="facetrec", version=__version__, summary="Multi-interest recommendations over HTTP.", lifespan=lifespan
     )
     metrics = metrics or Metrics()
-    metrics.gauges["facetrec_pending_events"] = (
-        "Acknowledged events not yet folded into histories.",
-        lambda: service.pending,
+    metrics.gauges["facetrec_applied_event"] = (
+        "Arrival number of the newest stored event this worker has applied.",
+        lambda: service.applied,
     )
     app.state.service, app.state.metrics = service, metrics
     app.add_middleware(Guard, metrics=metrics, max_body=s.MAX_BODY_BYTES, routes=app.router.routes)
@@ -82,14 +83,17 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
 
     @app.post("/events", response_model=s.EventsOut, dependencies=[Depends(require_key)], tags=["events"])
     def post_events(body: EventsBody) -> s.EventsOut:
-        """Store events durably (committed before the response), then use them from the next request."""
+        """Store events durably (committed before the response); every worker's next answer uses them.
+        Events with an ``id`` already stored are skipped, so a retried batch counts once."""
         now = int(time.time())
         records = [
-            EventRecord(e.user, e.item, e.timestamp if e.timestamp is not None else now, e.event, e.rating, e.review)
+            EventRecord(
+                e.user, e.item, e.timestamp if e.timestamp is not None else now, e.event, e.rating, e.review, e.id
+            )
             for e in body.events
         ]
-        last = service.add(records)
-        return s.EventsOut(stored=len(records), last_id=last)
+        added, last = service.add(records)
+        return s.EventsOut(stored=added, duplicates=len(records) - added, last_id=last)
 
     @app.get("/users", response_model=s.UsersOut, tags=["users"])
     def users(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> s.UsersOut:
@@ -105,7 +109,7 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         explain: bool = False,
     ) -> JSONResponse:
         """Top-k for a known user (or one who only has events posted to this service)."""
-        answer = service.recommend_user(user_id, k, explain, **_ranking(diversity, lam))
+        answer = service.recommend(Wanted(user_id=user_id, n=k), explain, **_ranking(diversity, lam))
         return _listing(user_id, answer.rows, answer.labels, [])
 
     @app.post("/recommendations", response_model=s.RecommendationsOut, tags=["recommendations"])
@@ -113,7 +117,7 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         """Top-k for an anonymous session: a list of item ids, or free text placed among the items."""
         ranking = _ranking(body.diversity, body.lam)
         if body.items is not None:
-            answer = service.recommend_session(body.items, body.k, body.explain, **ranking)
+            answer = service.recommend(Wanted(history=tuple(body.items), n=body.k), body.explain, **ranking)
         else:
             answer = service.recommend_text(body.text or "", body.k, body.explain, **ranking)
         return _listing(None, answer.rows, answer.labels, answer.seeds)
@@ -121,29 +125,7 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
     @app.get("/users/{user_id}/interests", response_model=s.InterestsOut, tags=["users"])
     def user_interests(user_id: UserId, examples: Annotated[int, Query(ge=1, le=20)] = 3) -> s.InterestsOut:
         """The user's K interests: label, weight and the history items each attends to most."""
-        found = service.interests(user_id)
-        if found is None:
-            return s.InterestsOut(user=user_id, interests=[])
-        state, labels = found
-        items = service.recommender.items
-        out = []
-        for j, label in enumerate(labels):
-            top = np.argsort(-state.attention[j], kind="stable")[:examples]
-            out.append(
-                s.Interest(
-                    label=label,
-                    weight=float(state.weights[j]),
-                    examples=[
-                        s.Example(
-                            item=str(items.id_of(int(state.history_idx[p]))),
-                            title=service.recommender.catalog.title(int(state.history_idx[p])),
-                            attention=float(state.attention[j, p]),
-                        )
-                        for p in top
-                    ],
-                )
-            )
-        return s.InterestsOut(user=user_id, interests=out)
+        return s.InterestsOut(user=user_id, interests=service.interests(user_id, examples))
 
     @app.get("/users/{user_id}/history", response_model=s.HistoryOut, tags=["users"])
     def user_history(user_id: UserId, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> s.HistoryOut:
@@ -158,15 +140,16 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
 
     @app.post("/admin/reload", response_model=s.ReloadOut, dependencies=[Depends(require_key)], tags=["admin"])
     def reload(body: s.ReloadIn | None = None) -> s.ReloadOut:
-        """Load a bundle (with the stored events) and swap it in; requests are served throughout."""
+        """Load a bundle (with the stored events) and swap it in; requests are served throughout. The
+        bundle is published in the event store, and the other workers follow within their load time."""
         path = service.reload(body.bundle if body else None)
         counts = service.counts()
         return s.ReloadOut(bundle=str(path), users=counts["users"], events=counts["events"])
 
     @app.get("/healthz", response_model=s.Health, tags=["admin"])
     def healthz() -> s.Health:
-        counts = service.counts()
-        return s.Health(status="ok", items=counts["items"], users=counts["users"], pending_events=service.pending)
+        """Status, the bundle served and its counts, as seen by the worker that answers."""
+        return s.Health(status="ok", **service.counts())
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["admin"])
     def prometheus() -> PlainTextResponse:

@@ -34,6 +34,11 @@ class EventIn(Strict):
     timestamp: int | None = Field(None, ge=0, le=10**11, description="Epoch seconds; default: when received.")
     rating: float | None = Field(None, ge=-1e6, le=1e6)
     review: str | None = Field(None, max_length=20_000)
+    id: Id | None = Field(
+        None,
+        description="Your id for the event, unique across the store: an event whose id is already stored is "
+        "skipped, so a retried batch counts once. Without one, every post is a new event.",
+    )
 
 
 class EventsIn(Strict):
@@ -43,8 +48,9 @@ class EventsIn(Strict):
 
 
 class EventsOut(BaseModel):
-    stored: int
-    last_id: int
+    stored: int = Field(description="Events added by this post.")
+    duplicates: int = Field(description="Events skipped because their id was already stored.")
+    last_id: int = Field(description="Arrival number of the batch's last event (a duplicate's: the first one's).")
 
 
 class RecommendationsIn(Strict):
@@ -133,6 +139,9 @@ class ReloadOut(BaseModel):
 
 class Health(BaseModel):
     status: str
+    bundle: str
     items: int
     users: int
-    pending_events: int
+    events: int = Field(description="Events in this worker's histories (the bundle's plus those stored since).")
+    applied: int = Field(description="Arrival number of the newest stored event this worker has applied.")
+    worker: int = Field(description="Process id of the worker that answered.")

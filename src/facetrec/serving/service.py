@@ -1,26 +1,25 @@
-"""The service's state: one Recommender, the event store, and the acknowledged events not yet
-folded into the Recommender's histories, behind one lock (the Recommender is not thread-safe).
+"""The service's state in one worker process: a Recommender kept current with the shared event
+store, behind one lock (the Recommender is not thread-safe).
 
-Writes are durable first (the store commits) and visible next: a stored event joins its user's
-*pending* list at once, and the next request for that user passes the pending item ids as
-``Query.history``, so recommendations change immediately. Folding events into the histories
-rebuilds and re-sorts every event array (tens of ms on a large history), so it happens in the
-background every ``fold_every`` events, off the lock, and the result is swapped in. Until then
-a pending event counts as a click one second after the user's previous event; once folded, with
-its own type and time (from the user's next event on, or after a restart: a cached state is
-not re-encoded just because its events were folded).
+Every answer comes from the Recommender's own methods (``recommend``, ``interests``,
+``free_text``, ``similar``); the service adds no ranking and no cache of its own (the
+Recommender caches user states and drops a user's state when their events arrive).
 
-Encoding a user's history into interest vectors is most of a request's cost (a transformer
-pass), so each user's state is cached (LRU) until their next event; a cached request is
-retrieval and re-ranking only. Start-up and reload rebuild the states of the most recently
-active users in batches (serving/history.py), about ten times cheaper per user than one by one.
+A posted event is validated against the catalogue, committed to the store (durable before the
+answer), then appended to the Recommender. Appends always come from the store, in arrival
+order: before each request the worker reads the events stored after the last one it applied
+(``store.since``, an index range scan; usually none), whether this worker or another stored
+them, so an event acknowledged by any worker is in every worker's next answer. The same check
+reads the bundle generation (``store.generation``): when another worker was told to reload, this
+one loads the published bundle in a background thread and swaps it in, answering from the old
+one meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,12 +29,11 @@ from typing import Any
 import numpy as np
 
 from facetrec.errors import DataError, UnknownIdError
-from facetrec.ranking import Ranker
-from facetrec.recommender import Recommender
-from facetrec.serving.freetext import TextPlacer
-from facetrec.serving.history import StateCache, fold_events, load_bundle, warm_states
-from facetrec.serving.store import EventRecord, EventStore
-from facetrec.types import Event, ItemList, Query, UserState
+from facetrec.history import EventRecord, check_events
+from facetrec.recommender import Recommender, list_rows
+from facetrec.serving.bundle import load_bundle, replay
+from facetrec.serving.store import SQLiteHistoryStore
+from facetrec.types import Event, ItemList, Query
 
 log = logging.getLogger(__name__)
 
@@ -60,200 +58,153 @@ class Service:
     def __init__(
         self,
         recommender: Recommender,
-        store: EventStore,
+        store: SQLiteHistoryStore,
         bundle: Path | None = None,
-        fold_every: int = 256,
-        cache_users: int = 50_000,
-        states: StateCache | None = None,
+        applied: int = 0,
+        generation: int = 0,
         warm_users: int = 10_000,
     ) -> None:
-        self.store, self.bundle, self.fold_every = store, bundle, fold_every
+        self.store, self.bundle, self.warm_users = store, bundle, warm_users
         self._rec = recommender
-        self._pending: dict[str, list[EventRecord]] = {}
-        self._n_pending = 0
-        self._lock = threading.Lock()  # guards the Recommender and the pending events
-        self._write_lock = threading.Lock()  # one writer: pending lists stay in store-id order
-        self._fold_lock = threading.Lock()
-        self._reload_lock = threading.Lock()
-        self._states: StateCache = states if states is not None else OrderedDict()  # LRU
-        self.cache_users, self.warm_users = cache_users, warm_users
-        self._rankers: dict[tuple, Ranker] = {}
-        self._text: tuple[Recommender, TextPlacer] | None = None
-        self._text_lock = threading.Lock()
+        self._applied = applied  # arrival number of the newest stored event in the Recommender
+        self._generation = generation  # the published bundle generation served, or being loaded
+        self._lock = threading.Lock()  # guards the Recommender
+        self._reload_lock = threading.Lock()  # one bundle load at a time
 
     @classmethod
-    def open(cls, bundle: str | Path, store: EventStore, fold_every: int = 256, warm_users: int = 10_000) -> Service:
-        """Load ``bundle``, fold in the stored events it does not hold yet and encode the states
-        of the ``warm_users`` most recently active users: a restart's rebuild."""
-        recommender = load_bundle(Path(bundle), store)
-        states = warm_states(recommender, warm_users)
-        return cls(recommender, store, Path(bundle), fold_every, max(50_000, warm_users), states, warm_users)
+    def open(
+        cls, bundle: str | Path, store: SQLiteHistoryStore, warm_users: int = 10_000, generation: int | None = None
+    ) -> Service:
+        """Load ``bundle`` with the stored events it lacks and warm the states of the
+        ``warm_users`` most recently active users: a start's or restart's rebuild. ``generation``:
+        the one ``bundle`` was published as (default: the newest, read before loading, so a
+        bundle published meanwhile is followed on the first request)."""
+        if generation is None:
+            generation = store.generation()
+        recommender, applied = load_bundle(bundle, store, warm_users)
+        return cls(recommender, store, Path(bundle), applied, generation, warm_users)
 
     @property
     def recommender(self) -> Recommender:
         return self._rec
 
     @property
-    def pending(self) -> int:
-        return self._n_pending
+    def applied(self) -> int:
+        """Arrival number of the newest stored event this worker has applied."""
+        return self._applied
 
     # ------------------------------------------------------------------ writes
 
-    def validate(self, events: Sequence[EventRecord]) -> None:
-        """Raise UnknownIdError / DataError naming the first bad event, before anything is stored."""
-        idx = self._rec.items.lookup([e.item_id for e in events])
-        if (idx < 0).any():
-            bad = int(np.flatnonzero(idx < 0)[0])
-            raise UnknownIdError(f"events[{bad}].item: unknown item id {events[bad].item_id!r}")
-        for i, e in enumerate(events):
-            if e.event not in Event.names():
-                raise DataError(f"events[{i}].event: unknown event type {e.event!r}; one of {Event.names()}")
-
-    def add(self, events: Sequence[EventRecord]) -> int:
-        """Validate, store durably, then make visible; returns the last stored id."""
-        self.validate(events)
-        with self._write_lock:
-            last = self.store.append(events)
-            first = last - len(events) + 1
-            with self._lock:
-                for offset, e in enumerate(events):
-                    stored = EventRecord(e.user_id, e.item_id, e.timestamp, e.event, e.rating, e.review, first + offset)
-                    self._pending.setdefault(e.user_id, []).append(stored)
-                    self._states.pop(e.user_id, None)
-                self._n_pending += len(events)
-                due = self._n_pending >= self.fold_every
-        if due and not self._fold_lock.locked():
-            threading.Thread(target=self.fold, name="facetrec-fold", daemon=True).start()
-        return last
-
-    def fold(self) -> int:
-        """Fold the pending events into the Recommender's histories; returns how many."""
-        if not self._fold_lock.acquire(blocking=False):
-            return 0
-        try:
-            with self._lock:
-                rec, history = self._rec, self._rec.history
-                batch = sorted((e for events in self._pending.values() for e in events), key=lambda e: e.id)
-            if not batch:
-                return 0
-            folded = fold_events(history, batch)
-            upto = batch[-1].id
-            with self._lock:
-                if self._rec is not rec or rec.history is not history:
-                    return 0  # a reload swapped the recommender meanwhile; it holds these events
-                rec.history = folded
-                self._drop_pending(upto)  # cached states stay: re-encoding every folded user costs more
-            return len(batch)
-        finally:
-            self._fold_lock.release()
+    def add(self, events: Sequence[EventRecord]) -> tuple[int, int]:
+        """Validate, store durably, then apply; returns (events added, arrival number of the
+        batch's last event). Events whose id is already stored are skipped (a retried batch)."""
+        check_events(events, self._rec.items)
+        added, last = self.store.write(events)
+        with self._serial():
+            self._sync()
+        return added, last
 
     def reload(self, bundle: str | Path | None = None) -> Path:
-        """Load ``bundle`` (default: the current one) with the stored events, then swap it in;
-        requests keep being answered by the old Recommender until the swap."""
+        """Load ``bundle`` (default: the current one) with the stored events after its watermark,
+        warm its states, publish it to the other workers and swap it in; requests are answered by
+        the old Recommender until the swap."""
         path = Path(bundle) if bundle is not None else self.bundle
         if path is None:
             raise DataError("reload: this service was not started from a bundle directory; name one")
         with self._reload_lock:
-            with self._write_lock:
-                upto = self.store.last_id()
-            recommender = load_bundle(path, self.store, upto)
-            states = warm_states(recommender, self.warm_users)
+            recommender, applied = load_bundle(path, self.store, self.warm_users)
             with self._lock:
-                self._rec, self.bundle, self._states = recommender, path, states
-                self._drop_pending(upto)
-                for user in self._pending:  # posted during the reload: not in the warmed states
-                    states.pop(user, None)
-                self._rankers.clear()
+                self._generation = self.store.publish(path)
+                self._swap(recommender, applied, path)
         return path
-
-    def _drop_pending(self, upto: int) -> None:
-        """Forget pending events with id <= ``upto`` (now in the histories); call under the lock."""
-        for user in list(self._pending):
-            kept = [e for e in self._pending[user] if e.id > upto]
-            if kept:
-                self._pending[user] = kept
-            else:
-                del self._pending[user]
-        self._n_pending = sum(len(v) for v in self._pending.values())
 
     # ------------------------------------------------------------------ reads
 
-    def recommend_user(self, user_id: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
-        """Recommender.recommend's user-state path, from the cached state when there is one."""
+    def recommend(self, query: Query, explain: bool = False, **ranking: Any) -> Answer:
+        """``Recommender.recommend`` as rows, with the interest labels when ``explain``."""
         with self._serial():
-            state = self._state(user_id)
-            if state is None:  # no user states (single-vector scorers): the Recommender's own path
-                return self._answer(self._user_query(user_id, n), explain, ranking)
-            user, seen = state
-            n = min(n, len(self._rec.catalog) - len(seen))
-            if n < 1:
-                raise DataError(f"no items left to recommend: the user has seen all {len(self._rec.catalog)}")
-            ranker = self._ranker(ranking)
-            items = ranker.rank(user, n, exclude_idx=seen, explain=explain)
-            labels = ranker.label_interests(user) if explain else []
-            return Answer(self._rows(items, labels), labels, [])
-
-    def recommend_session(self, history: Sequence[str], n: int, explain: bool = False, **ranking: Any) -> Answer:
-        with self._serial():
-            return self._answer(Query(history=tuple(history), n=n), explain, ranking)
+            self._sync()
+            return self._answer(query, explain, ranking)
 
     def recommend_text(self, text: str, n: int, explain: bool = False, **ranking: Any) -> Answer:
-        placer, rec = self._placer()
-        idx, _ = placer.nearest(text, TEXT_SEED_ITEMS)
-        if not len(idx):
-            raise DataError("text: no word of it is known to the catalogue's text encoder; try other words")
-        seeds = [str(s) for s in rec.items.id_of(idx)]
+        """Free text as an anonymous session: the items nearest to it are its history."""
         with self._serial():
+            self._sync()
+            rec = self._rec
+            idx = rec.free_text(text, TEXT_SEED_ITEMS)
+            if not len(idx):
+                raise DataError("text: no word of it is known to the catalogue's text encoder; try other words")
+            seeds = [str(s) for s in rec.items.id_of(idx)]
             answer = self._answer(Query(history=tuple(seeds), n=n), explain, ranking)
         return Answer(answer.rows, answer.labels, seeds)
 
-    def interests(self, user_id: str) -> tuple[Any, list[str]] | None:
-        """(UserState, labels) or None when the scorer keeps no user states."""
+    def interests(self, user_id: str, examples: int = 3) -> list[dict[str, Any]]:
+        """The user's interests: label, weight and the ``examples`` history items each attends to
+        most; empty when the user has no events or the model no interest vectors."""
         with self._serial():
-            state = self._state(user_id)
-            return None if state is None else (state[0], self._rec.ranker().label_interests(state[0]))
+            self._sync()
+            rec = self._rec
+            found = rec.interests(Query(user_id=user_id))
+            if found is None:
+                return []
+            state, labels = found
+            out = []
+            for j, label in enumerate(labels):
+                top = [int(p) for p in np.argsort(-state.attention[j], kind="stable")[:examples]]
+                rows = [
+                    {
+                        "item": str(rec.items.id_of(int(state.history_idx[p]))),
+                        "title": rec.catalog.title(int(state.history_idx[p])),
+                        "attention": float(state.attention[j, p]),
+                    }
+                    for p in top
+                ]
+                out.append({"label": label, "weight": float(state.weights[j]), "examples": rows})
+            return out
 
     def history(self, user_id: str, limit: int) -> list[dict[str, Any]]:
-        """The user's newest ``limit`` events, oldest first, pending ones included."""
+        """The user's newest ``limit`` events, oldest first."""
         with self._serial():
-            rec, pending = self._rec, list(self._pending.get(user_id, ()))
-            if user_id not in rec.history.users and not pending:
+            self._sync()
+            rec = self._rec
+            if user_id not in rec.histories:
                 raise UnknownIdError(f"unknown user id {user_id!r}")
-            rows = []
-            if user_id in rec.history.users:
-                h = rec.history
-                offsets = h.user_offsets()
-                u = h.users.index(user_id)
-                for r in range(max(offsets[u], offsets[u + 1] - limit), offsets[u + 1]):
-                    i = int(h.item_idx[r])
-                    rows.append(
-                        _event_row(rec, i, int(h.timestamp[r]), Event(int(h.event[r])).name.lower(), h.rating[r])
-                    )
-            for e in pending:
-                rows.append(_event_row(rec, rec.items.index(e.item_id), e.timestamp, e.event, e.rating))
-        return rows[-limit:]
+            h = rec.histories.user_events(user_id, limit)
+            return [
+                {
+                    "item": str(rec.items.id_of(int(h.item_idx[r]))),
+                    "title": rec.catalog.title(int(h.item_idx[r])),
+                    "event": Event(int(h.event[r])).name.lower(),
+                    "timestamp": int(h.timestamp[r]),
+                    "rating": float(h.rating[r]) if np.isfinite(h.rating[r]) else None,
+                }
+                for r in range(len(h))
+            ]
 
     def similar(self, item_id: str, n: int) -> tuple[str, list[dict[str, Any]]]:
         """(the item's title, rows of its nearest items)."""
         with self._serial():
-            title = self._rec.catalog.title(self._rec.items.index(item_id))
-            return title, self._rows(self._rec.similar(item_id, n), [])
+            self._sync()
+            rec = self._rec
+            return rec.catalog.title(rec.items.index(item_id)), list_rows(rec, rec.similar(item_id, n), [])
 
     def users(self, limit: int) -> list[str]:
-        """Up to ``limit`` user ids: known users first, then users seen only through posted events."""
-        with self._lock:
-            known = self._rec.history.users
-            out = [str(u) for u in known.ids[:limit]]
-            out += [u for u in self._pending if u not in known][: limit - len(out)]
-        return out
+        """Up to ``limit`` user ids: the bundle's users first, then those seen only through events."""
+        with self._serial():
+            self._sync()
+            return self._rec.histories.user_ids(limit)
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
+    def counts(self) -> dict[str, Any]:
+        with self._serial():
+            self._sync()
             rec = self._rec
             return {
+                "bundle": str(self.bundle),
                 "items": len(rec.catalog),
-                "users": rec.history.n_users + sum(u not in rec.history.users for u in self._pending),
-                "events": len(rec.history) + self._n_pending,
+                "users": rec.histories.n_users,
+                "events": len(rec.histories),
+                "applied": self._applied,
+                "worker": os.getpid(),
             }
 
     # ------------------------------------------------------------------ internals
@@ -265,73 +216,51 @@ class Service:
         with self._lock:
             yield
 
-    def _ranker(self, ranking: dict[str, Any]) -> Ranker:
-        """The ranker with per-request settings, reused across requests (reconfiguring validates
-        the whole config, which costs more than a cached request's retrieval). Call under the lock."""
-        key = tuple(sorted(ranking.items()))
-        if key not in self._rankers:
-            if len(self._rankers) >= 64:
-                self._rankers.clear()
-            self._rankers[key] = self._rec.ranker(**ranking)
-        return self._rankers[key]
+    def _sync(self) -> None:
+        """Apply the events stored since the last one applied, and follow a bundle another worker
+        published (in the background). Call under the lock."""
+        generation = self.store.generation()
+        if generation > self._generation:
+            self._generation = generation
+            threading.Thread(target=self._follow, args=(generation,), name="facetrec-reload", daemon=True).start()
+        self._applied = replay(self._rec, self.store, self._applied)
 
-    def _state(self, user_id: str) -> tuple[UserState, np.ndarray] | None:
-        """(the user's interest state, every item they have seen), cached until their next event;
-        None when the scorer has no user states. Call under the lock."""
-        if user_id in self._states:
-            self._states.move_to_end(user_id)
-            return self._states[user_id]
-        query = self._user_query(user_id, 1)
-        history = self._rec.user_history(query)
-        if not len(history) or not hasattr(self._rec.scorer, "encode_users"):
-            return None
-        entry = (self._rec.scorer.encode_users(history, np.array([0]))[0], np.unique(history.item_idx))
-        self._states[user_id] = entry
-        if len(self._states) > self.cache_users:
-            self._states.popitem(last=False)
-        return entry
+    def _follow(self, generation: int) -> None:
+        """Load the bundle published as ``generation`` and swap it in, unless a newer one is
+        published meanwhile (its own thread follows it); a failure is logged and the current
+        bundle stays."""
+        with self._reload_lock:
+            published, path = self.store.published()
+            if published != generation or path is None:
+                return
+            try:
+                recommender, applied = load_bundle(path, self.store, self.warm_users)
+            except Exception:
+                log.exception(
+                    "could not load the bundle published as generation %d (%s); serving %s",
+                    generation,
+                    path,
+                    self.bundle,
+                )
+                return
+            with self._lock:
+                if self._generation == generation:
+                    self._swap(recommender, applied, path)
 
-    def _user_query(self, user_id: str, n: int) -> Query:
-        pending = self._pending.get(user_id, ())
-        if user_id not in self._rec.history.users and not pending:
-            raise UnknownIdError(f"unknown user id {user_id!r}")
-        return Query(user_id=user_id, history=tuple(e.item_id for e in pending), n=n)
+    def _swap(self, recommender: Recommender, applied: int, path: Path) -> None:
+        """Catch ``recommender`` up with the store and make it the one answering. Call under the lock."""
+        self._applied = replay(recommender, self.store, applied)
+        self._rec, self.bundle = recommender, path
+        log.info("serving %s (events up to %d)", path, self._applied)
 
     def _answer(self, query: Query, explain: bool, ranking: dict[str, Any]) -> Answer:
-        items = self._rec.recommend(query, explain=explain, **ranking)  # (reconfigures per call: rare paths)
-        labels: list[str] = []
-        if explain and len(query.history) + (query.user_id is not None) > 0:
-            found = self._rec.interests(query)
-            labels = found[1] if found else []
-        return Answer(self._rows(items, labels), labels, [])
-
-    def _rows(self, items: ItemList, labels: list[str]) -> list[dict[str, Any]]:
-        rec, fields = self._rec, items.fields
-        interest = fields.get("interest", np.full(len(items), -1))
-        rows = []
-        for r, idx in enumerate(items.idx):
-            j = int(interest[r])
-            row = {
-                "item": str(items.ids[r]),
-                "title": rec.catalog.title(int(idx)),
-                "score": float(items.scores[r]),
-                "interest": j,
-                "label": labels[j] if 0 <= j < len(labels) else None,
-            }
-            if "explanation" in fields:
-                row["explanation"] = str(fields["explanation"][r])
-                row["because"] = [str(rec.items.id_of(int(b))) for b in fields.get("because", [()] * len(items))[r]]
-            rows.append(row)
-        return rows
-
-    def _placer(self) -> tuple[TextPlacer, Recommender]:
-        """The free-text placer of the current Recommender, built once per bundle (slow: it
-        re-encodes the catalogue), outside the main lock."""
         rec = self._rec
-        with self._text_lock:
-            if self._text is None or self._text[0] is not rec:
-                self._text = (rec, TextPlacer.for_scorer(rec.scorer, rec.catalog))
-            return self._text[1], rec
+        items: ItemList = rec.recommend(query, explain=explain, **ranking)
+        labels: list[str] = []
+        if explain:
+            found = rec.interests(query)
+            labels = found[1] if found else []
+        return Answer(list_rows(rec, items, labels), labels, [])
 
 
 _local = threading.local()
@@ -346,9 +275,3 @@ def _one_thread() -> None:
 
         faiss.omp_set_num_threads(1)
         _local.limited = True
-
-
-def _event_row(rec: Recommender, idx: int, timestamp: int, event: str, rating: Any) -> dict[str, Any]:
-    rating = None if rating is None or not np.isfinite(rating) else float(rating)
-    item_id = str(rec.items.id_of(idx))
-    return {"item": item_id, "title": rec.catalog.title(idx), "event": event, "timestamp": timestamp, "rating": rating}

@@ -1,25 +1,36 @@
-"""The event store: every event the service acknowledges, durable before the response.
+"""The service's durable event log: :class:`SQLiteHistoryStore`, a :class:`~facetrec.history.HistoryStore`.
 
-:class:`EventStore` is the small interface the service needs (append, read back in arrival
-order, count), so a PostgreSQL store can sit beside :class:`SQLiteEventStore`, the embedded
-default. SQLite runs in WAL mode (readers never block the writer) with ``synchronous=FULL``:
-each commit fsyncs the write-ahead log, so an acknowledged event survives a killed process
-*and* a power cut. ``NORMAL`` would survive a killed process only (the WAL reaches the OS but
-may not reach the disk) and saves one fsync per request; POST /events takes batches, so the
-fsync is paid once per batch, and the load benchmark measures what it costs.
+Every event the service acknowledges is committed here before the response. The store is one
+SQLite file in WAL mode (readers never block the writer) with ``synchronous=FULL``: each commit
+fsyncs the write-ahead log, so an acknowledged event survives a killed process *and* a power
+cut. ``NORMAL`` would survive a killed process only (the WAL reaches the OS but may not reach
+the disk) and saves one fsync per request; POST /events takes batches, so the fsync is paid
+once per batch.
+
+Each event gets an arrival number (``EventRecord.seq``, the table's ``id``), assigned under
+SQLite's write lock, so numbers become visible in order: a reader that has seen every event up
+to ``seq`` finds all later ones with :meth:`SQLiteHistoryStore.since`, an index range scan.
+That is how the service's worker processes stay current. An event with a client id
+(``EventRecord.id``, unique in the store) is stored once; a retried one gets the first
+one's number back. The store also records which bundle the service runs (:meth:`publish`), so a
+reload reaching one worker moves every worker.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+
+from facetrec.history import EventRecord, check_events
 
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+CHUNK = 10_000
+"""Events read per query when iterating the log."""
 
+_COLUMNS = "user_id, item_id, timestamp, event, rating, review, event_id, id"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -29,95 +40,140 @@ CREATE TABLE IF NOT EXISTS events (
     event TEXT NOT NULL,
     rating REAL,
     review TEXT
-)
+);
+CREATE TABLE IF NOT EXISTS bundles (
+    generation INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    published INTEGER NOT NULL
+);
+"""
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_user ON events (user_id, timestamp, id);
 """
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    """One event as the API received it; ``id`` is the store's arrival number (0 before storing)."""
-
-    user_id: str
-    item_id: str
-    timestamp: int
-    event: str = "click"
-    rating: float | None = None
-    review: str | None = None
-    id: int = 0
-
-
-class EventStore(Protocol):
-    """What the service needs from an event store."""
-
-    location: str
-    """Where the events live (e.g. ``sqlite:///abs/path.sqlite``); bundles built from the store name it."""
-
-    def append(self, events: Sequence[EventRecord]) -> int:
-        """Store ``events`` atomically; durable when this returns. Returns the id of the last one."""
-        ...
-
-    def since(self, after_id: int = 0) -> list[EventRecord]:
-        """Events with ``id > after_id``, in arrival order."""
-        ...
-
-    def count(self) -> int: ...
-
-    def last_id(self) -> int:
-        """The id of the newest event (0 when empty)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class SQLiteEventStore:
-    """Events in one SQLite file (WAL mode); safe to share between threads (one lock)."""
+class SQLiteHistoryStore:
+    """Events in one SQLite file (WAL mode); safe to share between threads (one lock) and
+    between processes (SQLite's file locks; each process opens its own store)."""
 
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous: must be one of {SYNCHRONOUS}, got {synchronous!r}")
         self.path = Path(path).resolve()
         self.location = f"sqlite:///{self.path}"
+        """Where the events live; a bundle built from the store names it (serving.json)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # timeout: how long a writer waits for another process's write lock (commits take milliseconds)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "event_id" not in columns:  # a store written before client event ids
+            self._db.execute("ALTER TABLE events ADD COLUMN event_id TEXT")
+        self._db.executescript(_INDEXES)
+
+    # ------------------------------------------------------------------ HistoryStore
 
     def append(self, events: Sequence[EventRecord]) -> int:
-        rows = [(e.user_id, e.item_id, int(e.timestamp), e.event, e.rating, e.review) for e in events]
+        return self.write(events)[0]
+
+    def write(self, events: Sequence[EventRecord]) -> tuple[int, int]:
+        """Store ``events`` in one transaction, durable when this returns; an event whose ``id``
+        is already stored is skipped. Returns (how many were added, the arrival number of the
+        batch's last event: its own, or the stored one's for a repeated id)."""
+        check_events(events)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "INSERT INTO events (user_id, item_id, timestamp, event, rating, review) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                added, last = 0, 0
+                for e in events:
+                    if e.id is not None:
+                        found = self._db.execute("SELECT id FROM events WHERE event_id = ?", (e.id,)).fetchone()
+                        if found is not None:
+                            last = int(found[0])
+                            continue
+                    cursor = self._db.execute(
+                        "INSERT INTO events (user_id, item_id, timestamp, event, rating, review, event_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (str(e.user_id), str(e.item_id), int(e.timestamp), e.event, e.rating, e.review, e.id),
+                    )
+                    last, added = int(cursor.lastrowid or 0), added + 1
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return self._last_id()
+        return added, last
 
-    def since(self, after_id: int = 0) -> list[EventRecord]:
+    def recent(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
         with self._lock:
-            cursor = self._db.execute(
-                "SELECT user_id, item_id, timestamp, event, rating, review, id FROM events WHERE id > ? ORDER BY id",
-                (int(after_id),),
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE user_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
+                (str(user_id), -1 if limit is None else int(limit)),
+            ).fetchall()
+        return [_record(row) for row in reversed(rows)]
+
+    def events(self, after: int = 0) -> Iterator[EventRecord]:
+        """Every event with arrival number above ``after``, in arrival order (read in chunks)."""
+        while batch := self.since(after, CHUNK):
+            yield from batch
+            after = batch[-1].seq
+
+    def __contains__(self, user_id: object) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM events WHERE user_id = ? LIMIT 1", (str(user_id),)).fetchone()
+                is not None
             )
-            return [EventRecord(*row) for row in cursor]
+
+    # ------------------------------------------------------------------ the log
+
+    def since(self, after: int = 0, limit: int | None = None) -> list[EventRecord]:
+        """Up to ``limit`` events with arrival number above ``after``, in arrival order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (int(after), -1 if limit is None else int(limit)),
+            ).fetchall()
+        return [_record(row) for row in rows]
 
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
-    def last_id(self) -> int:
+    def last_seq(self) -> int:
+        """The newest event's arrival number (0 when empty)."""
         with self._lock:
-            return self._last_id()
+            return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
-    def _last_id(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+    # ------------------------------------------------------------------ which bundle is served
+
+    def publish(self, bundle: str | Path) -> int:
+        """Record ``bundle`` as the one every worker serves; returns its generation (1, 2, ...)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO bundles (path, published) VALUES (?, ?)", (str(Path(bundle).resolve()), int(time.time()))
+            )
+            return int(cursor.lastrowid or 0)
+
+    def published(self) -> tuple[int, Path | None]:
+        """(generation, bundle) of the newest :meth:`publish`; (0, None) before any."""
+        with self._lock:
+            row = self._db.execute("SELECT generation, path FROM bundles ORDER BY generation DESC LIMIT 1").fetchone()
+        return (0, None) if row is None else (int(row[0]), Path(row[1]))
+
+    def generation(self) -> int:
+        """The newest published generation (0: none); one cheap query, made before each request."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(generation), 0) FROM bundles").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _record(row: tuple) -> EventRecord:
+    user, item, timestamp, event, rating, review, event_id, seq = row
+    return EventRecord(user, item, int(timestamp), event, rating, review, event_id, int(seq))
