@@ -149,3 +149,22 @@ def test_items_added_while_serving_are_encoded_alone_and_scored_by_a_cold_item_m
     ease.add_items(new)
     everything = ease.recommend(Query(user_id=user(data), n=len(ease.catalog) - len(seen(data)) - 1))
     assert "new-1" not in set(everything.ids)
+
+
+def test_free_text_encodes_only_the_text_with_the_bundles_encoder(data, tmp_path):
+    fit_recommender(data, "ease", {}, encoder="lexical").save(tmp_path / "b")
+    loaded = Recommender.load(tmp_path / "b")
+    assert loaded.embeddings is not None and loaded.encoder.config.encoder == "lexical"
+    encoded: list[list[str]] = []
+    original = loaded.encoder.encode_texts
+
+    def counting(texts, catalog=None):
+        encoded.append(list(texts))
+        return original(texts, catalog)
+
+    text = loaded.encoder.texts(data.catalog)[7]
+    loaded.encoder.encode_texts = counting
+    loaded.encoder.encode = None  # the catalogue must come from the bundle, never be re-encoded
+    found = loaded.free_text(text, 3)
+    assert encoded == [[text]]
+    assert found[0] == 7  # an item's own text finds it first

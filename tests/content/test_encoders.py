@@ -201,6 +201,13 @@ def test_progress_callback_counts_every_text(tiny_bert: Path) -> None:
     assert HFEncoder(tiny_bert).encode(TEXTS, progress=True).shape == (len(TEXTS), 32)
 
 
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(tiny_bert: Path, capsys) -> None:
+    HFEncoder(tiny_bert).encode(TEXTS, batch_size=2, progress=True)  # pytest's stderr is no terminal
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and lines[-1].startswith(f"encoding: {len(TEXTS)}/{len(TEXTS)} (100 %)")
+    assert "items/s" in lines[-1]
+
+
 def test_encoder_id_names_model_pooling_length_and_backend(tiny_bert: Path) -> None:
     base = HFEncoder(tiny_bert)
     assert base.encoder_id.startswith(f"hf:{tiny_bert.name}@")

@@ -388,3 +388,29 @@ def test_review_text_is_a_second_modality_from_training_events_only(synthetic):
     without = FacetScorer(**{**TINY, "epochs": 1, "reviews": False}).fit(train, syn.dataset.catalog)
     assert without.review_content_.shape == (train.n_items, 0)
     assert without.weights_.size < scorer.weights_.size  # one adapter fewer
+
+
+def test_an_item_added_after_training_is_placed_exactly_as_an_unseen_training_item(synthetic):
+    from facetrec.content.item_encoder import TextItemEncoder
+
+    syn, split = synthetic
+    train = split.train.take(split.train.item_idx != 0)  # item 0 has text but no training events
+    scorer = FacetScorer(**{**TINY, "epochs": 2}).fit(train, syn.dataset.catalog)
+    before_vectors = scorer.item_vectors()
+    raw = TextItemEncoder.from_settings(scorer.config).encode(syn.dataset.catalog).vectors
+    scorer.add_items(raw[[0, 3]])  # item 0's text again, and item 3's
+    vectors = scorer.item_vectors()
+    assert scorer.n_items_ == len(before_vectors) + 2 and vectors.shape[0] == scorer.n_items_
+    np.testing.assert_allclose(vectors[-2], before_vectors[0], rtol=1e-5, atol=1e-6)  # same text, no ID: same place
+    assert not np.allclose(vectors[-1], before_vectors[3])  # item 3 was trained with an ID vector; its twin has none
+    np.testing.assert_array_equal(vectors[: len(before_vectors)], before_vectors)  # old items stay where they were
+    wider = Interactions(train.user_idx, train.item_idx, train.timestamp, train.users,
+                         train.items.extend(["new-0", "new-3"]), train.event)  # fmt: skip
+    after = scorer.score(wider, np.arange(5))
+    assert np.isfinite(after).all() and after.shape == (5, scorer.n_items_)
+    np.testing.assert_allclose(after[:, -2] - after[:, 0], 0, atol=1e-4)  # scored as its twin
+    with pytest.raises(DataError, match="text vectors"):
+        scorer.add_items(np.ones((1, 3), np.float32))
+    id_only = FacetScorer(**{**TINY, "encoder": "none", "epochs": 1}).fit(train)
+    with pytest.raises(ConfigError, match="without item text"):
+        id_only.add_items(raw[[0]])

@@ -95,6 +95,15 @@ def create_app(service: Service, api_key: str | None, metrics: Metrics | None = 
         added, last = service.add(records)
         return s.EventsOut(stored=added, duplicates=len(records) - added, last_id=last)
 
+    @app.post("/admin/items", response_model=s.ItemsOut, dependencies=[Depends(require_key)], tags=["admin"])
+    def post_items(body: s.ItemsIn) -> s.ItemsOut:
+        """Add catalogue items while serving (stored durably; every worker adds them). Only the new
+        items are encoded; a model that scores cold items recommends them at once, the others
+        after the next `facetrec retrain`. Ids already in the catalogue are skipped."""
+        rows = [(item.id, item.model_dump(exclude={"id"})) for item in body.items]
+        added, total = service.add_items(rows)
+        return s.ItemsOut(added=added, items=total)
+
     @app.get("/users", response_model=s.UsersOut, tags=["users"])
     def users(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> s.UsersOut:
         """Some user ids, to pick from."""

@@ -10,9 +10,13 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from facetrec.history import EventRecord
+from facetrec.ids import Vocabulary
 from facetrec.recommender import Recommender
 from facetrec.serving.store import CHUNK, SQLiteHistoryStore
+from facetrec.types import ItemCatalog, object_array
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,33 @@ def write_watermark(bundle: str | Path, store: SQLiteHistoryStore, last_seq: int
     path = Path(bundle) / WATERMARK
     path.write_text(json.dumps({"events": store.location, "last_event_id": int(last_seq)}, indent=2) + "\n")
     return path
+
+
+ITEM_TEXT = ("title", "description")
+"""Text fields an added item may carry (besides categories, tags and created_at)."""
+
+
+def item_catalog(items: list[tuple[str, dict]]) -> ItemCatalog:
+    """New catalogue rows from stored ``(item id, fields)`` (missing text is "")."""
+    return ItemCatalog(
+        Vocabulary([item_id for item_id, _ in items], "item"),
+        {name: np.array([str(f.get(name) or "") for _, f in items], object) for name in ITEM_TEXT},
+        object_array([tuple(f.get("categories") or ()) for _, f in items]),
+        object_array([tuple(f.get("tags") or ()) for _, f in items]),
+        created_at=np.array([np.nan if f.get("created_at") is None else float(f["created_at"]) for _, f in items]),
+    )
+
+
+def replay_items(recommender: Recommender, store: SQLiteHistoryStore, after: int) -> int:
+    """Add the items stored after arrival number ``after`` that the recommender's catalogue lacks
+    (a retrained bundle already holds them); returns the newest arrival number read."""
+    stored = store.items_since(after)
+    if not stored:
+        return after
+    new = [(item_id, fields) for _, item_id, fields in stored if item_id not in recommender.items]
+    if new:
+        recommender.add_items(item_catalog(new))
+    return stored[-1][0]
 
 
 def replay(recommender: Recommender, store: SQLiteHistoryStore, after: int) -> int:
@@ -69,6 +100,7 @@ def load_bundle(bundle: str | Path, store: SQLiteHistoryStore, warm_users: int =
     arrival number of the newest event it holds."""
     recommender = Recommender.load(bundle)
     mark = read_watermark(bundle, store)
+    replay_items(recommender, store, 0)  # items first: stored events may name them
     applied = replay(recommender, store, mark)
     recommender.ranker()  # fit the index now, not on the first request
     warmed = recommender.warm(warm_users)

@@ -14,7 +14,7 @@ from facetrec.config import to_dict
 from facetrec.data.dataset import Dataset
 from facetrec.recommender import Recommender, fit_recommender
 from facetrec.scoring.registry import kind_of
-from facetrec.serving.bundle import known, read_watermark, write_watermark
+from facetrec.serving.bundle import item_catalog, read_watermark, write_watermark
 from facetrec.serving.store import CHUNK, SQLiteHistoryStore
 
 
@@ -24,17 +24,20 @@ def retrain(
     """Fit the bundle's model kind and settings on its histories plus the newer stored events;
     write the bundle to ``out``. Returns (its manifest, the number of events folded in)."""
     old = Recommender.load(bundle)
+    added = [(item_id, fields) for _, item_id, fields in store.items_since(0) if item_id not in old.items]
+    catalog = old.catalog.concat(item_catalog(added)) if added else old.catalog
+    old.histories.extend_items(catalog.items)  # items added while serving join the catalogue
     last = read_watermark(bundle, store)
     folded = 0
     while batch := store.since(last, CHUNK):
-        folded += old.histories.append(known(old, batch))
+        folded += old.histories.append([e for e in batch if e.item_id in catalog.items])
         last = batch[-1].seq
     params = to_dict(old.scorer.config)
     if "checkpoint_dir" in params:
         params["checkpoint_dir"] = None  # never resume from the old model's checkpoints
     if epochs is not None:
         params["epochs"] = epochs
-    data = Dataset(f"retrain-{Path(out).name}", old.histories.interactions(), old.catalog)
+    data = Dataset(f"retrain-{Path(out).name}", old.histories.interactions(), catalog)
     new = fit_recommender(data, kind_of(old.scorer), params, old.ranking)
     manifest = new.save(out)
     write_watermark(out, store, last)

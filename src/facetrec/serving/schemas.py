@@ -131,6 +131,24 @@ class ReloadIn(Strict):
     bundle: str | None = Field(None, max_length=4096, description="Bundle directory (default: the current one).")
 
 
+class ItemIn(Strict):
+    id: Id
+    title: str = Field("", max_length=2000)
+    description: str = Field("", max_length=20_000)
+    categories: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    created_at: float | None = Field(None, ge=0, le=1e11, description="Epoch seconds (freshness boosts).")
+
+
+class ItemsIn(Strict):
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ItemsOut(BaseModel):
+    added: int = Field(description="Items added by this post (ids already in the catalogue are skipped).")
+    items: int = Field(description="Catalogue size now.")
+
+
 class ReloadOut(BaseModel):
     bundle: str
     users: int

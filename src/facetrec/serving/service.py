@@ -31,7 +31,7 @@ import numpy as np
 from facetrec.errors import DataError, UnknownIdError
 from facetrec.history import EventRecord, check_events
 from facetrec.recommender import Recommender, list_rows
-from facetrec.serving.bundle import load_bundle, replay
+from facetrec.serving.bundle import item_catalog, load_bundle, replay, replay_items
 from facetrec.serving.store import SQLiteHistoryStore
 from facetrec.types import Event, ItemList, Query
 
@@ -67,6 +67,7 @@ class Service:
         self.store, self.bundle, self.warm_users = store, bundle, warm_users
         self._rec = recommender
         self._applied = applied  # arrival number of the newest stored event in the Recommender
+        self._items_applied = 0  # ... and of the newest stored catalogue item (items it holds are skipped)
         self._generation = generation  # the published bundle generation served, or being loaded
         self._lock = threading.Lock()  # guards the Recommender
         self._reload_lock = threading.Lock()  # one bundle load at a time
@@ -103,6 +104,20 @@ class Service:
         with self._serial():
             self._sync()
         return added, last
+
+    def add_items(self, items: Sequence[tuple[str, dict]]) -> tuple[int, int]:
+        """Add catalogue items while serving: stored durably (ids already stored or in the
+        catalogue are skipped), then added to the Recommender, which encodes only them and, for
+        a model that scores cold items, makes them recommendable at once. Returns (items added,
+        catalogue size)."""
+        with self._serial():
+            self._sync()
+            fresh = [(item_id, fields) for item_id, fields in items if item_id not in self._rec.items]
+        item_catalog(fresh)  # validate before storing: a bad row is a 422, not a stored poison pill
+        added = self.store.add_items(fresh)
+        with self._serial():
+            self._sync()
+            return added, len(self._rec.catalog)
 
     def reload(self, bundle: str | Path | None = None) -> Path:
         """Load ``bundle`` (default: the current one) with the stored events after its watermark,
@@ -223,6 +238,7 @@ class Service:
         if generation > self._generation:
             self._generation = generation
             threading.Thread(target=self._follow, args=(generation,), name="facetrec-reload", daemon=True).start()
+        self._items_applied = replay_items(self._rec, self.store, self._items_applied)
         self._applied = replay(self._rec, self.store, self._applied)
 
     def _follow(self, generation: int) -> None:
@@ -249,6 +265,7 @@ class Service:
 
     def _swap(self, recommender: Recommender, applied: int, path: Path) -> None:
         """Catch ``recommender`` up with the store and make it the one answering. Call under the lock."""
+        self._items_applied = replay_items(recommender, self.store, 0)
         self._applied = replay(recommender, self.store, applied)
         self._rec, self.bundle = recommender, path
         log.info("serving %s (events up to %d)", path, self._applied)

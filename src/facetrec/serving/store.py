@@ -12,12 +12,14 @@ SQLite's write lock, so numbers become visible in order: a reader that has seen 
 to ``seq`` finds all later ones with :meth:`SQLiteHistoryStore.since`, an index range scan.
 That is how the service's worker processes stay current. An event with a client id
 (``EventRecord.id``, unique in the store) is stored once; a retried one gets the first
-one's number back. The store also records which bundle the service runs (:meth:`publish`), so a
-reload reaching one worker moves every worker.
+one's number back. Catalogue items added while serving are stored the same way (:meth:`add_items`,
+read back in order with :meth:`items_since`), so every worker adds them. The store also records
+which bundle the service runs (:meth:`publish`), so a reload reaching one worker moves every worker.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -40,6 +42,11 @@ CREATE TABLE IF NOT EXISTS events (
     event TEXT NOT NULL,
     rating REAL,
     review TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    fields TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS bundles (
     generation INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -147,6 +154,32 @@ class SQLiteHistoryStore:
         """The newest event's arrival number (0 when empty)."""
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    # ------------------------------------------------------------------ catalogue items added
+
+    def add_items(self, items: Sequence[tuple[str, dict]]) -> int:
+        """Store new catalogue items ``(item id, fields)`` in one transaction; ids already stored
+        are skipped (a retried request). Returns how many were added."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO items (item_id, fields) VALUES (?, ?)",
+                    [(str(item_id), json.dumps(fields)) for item_id, fields in items],
+                )
+                added = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def items_since(self, after: int = 0) -> list[tuple[int, str, dict]]:
+        """Stored items with arrival number above ``after``: (number, item id, fields), in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, item_id, fields FROM items WHERE id > ? ORDER BY id", (int(after),))
+            return [(int(seq), item_id, json.loads(fields)) for seq, item_id, fields in rows.fetchall()]
 
     # ------------------------------------------------------------------ which bundle is served
 
