@@ -71,6 +71,7 @@ class Recommender:
         self.ranking = ranking or RankConfig()
         self.embeddings, self.encoder = embeddings, encoder
         self._ranker: Ranker | None = None
+        self._variants: dict[tuple, Ranker] = {}  # the ranker with per-request settings, by settings
         self._placer: Any = None
         self.cache_users = cache_users
         self._states: OrderedDict[str, UserState] = OrderedDict()  # known users' states, least recent first
@@ -224,7 +225,15 @@ class Recommender:
         if self._ranker is None:
             vectors, similarity = self._vectors()
             self._ranker = Ranker(self.ranking).fit(vectors, self.catalog, self.history, similarity_vectors=similarity)
-        return self._ranker.reconfigure(**overrides) if overrides else self._ranker
+            self._variants = {}
+        if not overrides:
+            return self._ranker
+        key = tuple(sorted(overrides.items()))  # reconfiguring validates a whole config: reuse it
+        if key not in self._variants:
+            if len(self._variants) >= 64:
+                self._variants.clear()
+            self._variants[key] = self._ranker.reconfigure(**overrides)
+        return self._variants[key]
 
     def _lists(
         self,
