@@ -168,3 +168,39 @@ def test_free_text_encodes_only_the_text_with_the_bundles_encoder(data, tmp_path
     found = loaded.free_text(text, 3)
     assert encoded == [[text]]
     assert found[0] == 7  # an item's own text finds it first
+
+
+def test_without_events_every_model_lists_what_most_users_chose(data):
+    rec = fit_recommender(data, "ease", {}, encoder="none")
+    found = rec.recommend(Query(n=5), explain=True)
+    users_per_item = np.bincount(np.unique(np.c_[data.interactions.user_idx, data.interactions.item_idx], axis=0)[:, 1],
+                                 minlength=len(data.catalog))  # fmt: skip
+    assert found.idx.tolist() == np.lexsort((np.arange(len(data.catalog)), -users_per_item))[:5].tolist()
+    assert (found.fields["interest"] == -1).all() and set(found.fields["explanation"]) == {"Popular right now"}
+
+
+def test_a_text_model_keeps_its_own_item_encoder_in_the_bundle(data):
+    with pytest.raises(ConfigError, match="its own encoder"):
+        fit_recommender(data, "content", {"encoder": "lexical"}, encoder="minilm")
+    rec = fit_recommender(data, "content", {"encoder": "lexical"}, encoder="lexical")
+    assert rec.encoder.config.encoder == "lexical" and rec.fit_settings == {"seed": 0, "first_only": False,
+                                                                            "encoder": "lexical"}  # fmt: skip
+
+
+def test_merge_auto_follows_the_facet_models_routing(data):
+    soft = fit_recommender(data, "facet", {**PARAMS, "epochs": 1}, first_only=True)
+    hard = fit_recommender(data, "facet", {**PARAMS, "epochs": 1, "routing": "hard"}, first_only=True)
+    assert soft.ranking.interest_merge == "auto"
+    assert soft.ranker()._merge_rule == "logsumexp" and hard.ranker()._merge_rule == "max"
+
+
+def test_models_own_item_vectors_survive_items_added_later(data):
+    from facetrec.ids import Vocabulary
+    from facetrec.types import ItemCatalog
+
+    rec = fit_recommender(data, "als", {"iterations": 3}, encoder="none")
+    item = str(data.catalog.items.id_of(7))
+    before = rec.similar(item, 5).ids.tolist()
+    rec.add_items(ItemCatalog(Vocabulary(["later"], "item")))
+    assert rec.similar(item, 5).ids.tolist() == before  # still by the model's factors; "later" has none
+    assert "later" not in set(rec.recommend(Query(user_id=user(data), n=len(rec.catalog) - len(seen(data)) - 1)).ids)

@@ -99,8 +99,6 @@ class MemoryHistoryStore:
         self._log: list[EventRecord] = []  # appended events in arrival order (a row's ``arrival`` indexes it)
         self._ids: set[str] = set()
         self._merged: Interactions | None = self._base
-        self.version = 0
-        """Counts appends, so caches of derived state know when to refresh."""
 
     def __contains__(self, user_id: object) -> bool:
         return str(user_id) in self._base.users or str(user_id) in self._new_users
@@ -143,7 +141,7 @@ class MemoryHistoryStore:
             self._log.append(e)
             added += 1
         if added:
-            self._merged, self.version = None, self.version + 1
+            self._merged = None
         return added
 
     def recent(self, user_id: str, limit: int | None = None) -> list[EventRecord]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,6 @@ from facetrec.types import Event, Interactions, ItemCatalog, ItemEmbeddings, Ite
 
 BUNDLE_FORMAT = "facetrec-bundle"
 POPULAR = "Popular right now"
-ENCODER_CHOICES = "auto, none, lexical, minilm, minilm-onnx-int8, or a sentence-transformers model path or name"
 
 
 class Recommender:
@@ -57,6 +57,7 @@ class Recommender:
         embeddings: ItemEmbeddings | None = None,
         encoder: Any = None,
         cache_users: int = 50_000,
+        fit_settings: dict[str, Any] | None = None,
     ) -> None:
         scorer._require_fitted("Recommender")
         store = history if isinstance(history, MemoryHistoryStore) else MemoryHistoryStore(history)
@@ -70,9 +71,12 @@ class Recommender:
         self.scorer, self.catalog, self.histories = scorer, catalog, store
         self.ranking = ranking or RankConfig()
         self.embeddings, self.encoder = embeddings, encoder
+        self.fit_settings = dict(fit_settings or {})
+        """How the model was trained (seed, first_only, encoder), so retraining repeats it."""
         self._ranker: Ranker | None = None
         self._variants: dict[tuple, Ranker] = {}  # the ranker with per-request settings, by settings
         self._placer: Any = None
+        self._popularity: np.ndarray | None = None
         self.cache_users = cache_users
         self._states: OrderedDict[str, UserState] = OrderedDict()  # known users' states, least recent first
 
@@ -224,7 +228,10 @@ class Recommender:
         one call without refitting the index. (Trending counts are those of the histories at fit.)"""
         if self._ranker is None:
             vectors, similarity = self._vectors()
-            self._ranker = Ranker(self.ranking).fit(vectors, self.catalog, self.history, similarity_vectors=similarity)
+            config = self.ranking
+            if config.interest_merge == "auto":  # the model's own rule (the facet model's follows its routing)
+                config = replace(config, interest_merge=getattr(self.scorer, "interest_merge", "max"))
+            self._ranker = Ranker(config).fit(vectors, self.catalog, self.history, similarity_vectors=similarity)
             self._variants = {}
         if not overrides:
             return self._ranker
@@ -267,20 +274,28 @@ class Recommender:
                     if k >= 1:
                         out[r] = ranker.rank(s, k, exclude_idx=blocked[r], now=now, explain=explain)
             scored = np.setdiff1d(rows, stated)
-            if not len(scored):
-                continue
-            scores = self._scores(data, users[scored])
-            for r, row in zip(scored, scores, strict=True):
+            with_events = scored[has_events[scored]]
+            scores = self._scores(data, users[with_events]) if len(with_events) else np.zeros((0, 0))
+            for r, row in zip(with_events, scores, strict=True):
                 k = min(n, len(self.catalog) - len(blocked[r]))
-                if k < 1:
-                    continue
-                found = ranker.rank_scores(
-                    row, k, exclude_idx=blocked[r], history_idx=seen[r], now=now, explain=explain
-                )
-                if not has_events[r]:
-                    found = _popular(found, explain)
-                out[r] = found
+                if k >= 1:
+                    out[r] = ranker.rank_scores(
+                        row, k, exclude_idx=blocked[r], history_idx=seen[r], now=now, explain=explain
+                    )
+            for r in np.setdiff1d(scored, with_events):  # nothing to go on: what most users chose
+                found = ranker.rank_scores(self.popularity(), min(n, len(self.catalog) - len(blocked[r])),
+                                           exclude_idx=blocked[r], now=now, explain=explain)  # fmt: skip
+                out[r] = _popular(found, explain)
         return out
+
+    def popularity(self) -> np.ndarray:
+        """Distinct users per item in the histories (counted once per ranker fit): the list of a
+        user without events, whatever the model."""
+        if self._popularity is None:
+            history = self.history
+            pairs = np.unique(history.user_idx.astype(np.int64) * len(self.catalog) + history.item_idx)
+            self._popularity = np.bincount(pairs % len(self.catalog), minlength=len(self.catalog)).astype(np.float64)
+        return self._popularity
 
     def _cached_state(self, query: Query) -> UserState | None:
         """A known user's cached state, when the query adds nothing to their history."""
@@ -319,8 +334,8 @@ class Recommender:
         them, else no retrieval index and the item embeddings (or nothing) for similarity."""
         if "item_vectors" in self.can:
             vectors = np.asarray(self.scorer.item_vectors(), np.float32)
-            if len(vectors) == len(self.catalog):
-                return vectors, None
+            missing = len(self.catalog) - len(vectors)  # items added later that the model cannot place:
+            return np.pad(vectors, ((0, missing), (0, 0))), None  # zero rows, and their scores are -inf
         return None, None if self.embeddings is None else self.embeddings.vectors
 
     # ------------------------------------------------------------------ catalogue
@@ -336,9 +351,8 @@ class Recommender:
         vectors = None
         if self.encoder is not None and self.embeddings is not None:
             vectors = self.encoder.encode_texts(self.encoder.texts(items), self.catalog)
-        if "cold_items" in self.can:
-            if vectors is None:
-                raise ConfigError("add_items: this bundle has no item encoder to read the new items with")
+        placed = "cold_items" in self.can and vectors is not None and self.scorer.n_items_ == len(self.catalog)
+        if placed:  # otherwise (no encoder, or items already waiting) they wait for retraining
             self.scorer.add_items(vectors)
         self.catalog = catalog
         if vectors is not None:
@@ -346,8 +360,8 @@ class Recommender:
 
             self.embeddings = extend(self.embeddings, catalog.items, vectors)
         self.histories.extend_items(catalog.items)
-        self._ranker, self._placer = None, None
-        if "cold_items" in self.can:
+        self._ranker, self._placer, self._popularity = None, None, None
+        if placed:
             self._states.clear()  # interests live in the model's item space, which changed
         return len(items)
 
@@ -384,6 +398,7 @@ class Recommender:
             "kind": kind_of(self.scorer),
             "capabilities": sorted(self.can),
             "ranking": to_dict(self.ranking),
+            "fit": self.fit_settings,
             "embeddings": sorted(p.stem for p in (root / "embeddings").glob("*.json")) if self.embeddings else [],
         }
         path = root / "manifest.json"
@@ -413,7 +428,10 @@ class Recommender:
             from facetrec.content.item_encoder import load_embeddings
 
             encoder, embeddings = load_embeddings(root / "embeddings", data.catalog)
-        return cls(scorer, data.catalog, data.interactions, ranking, embeddings=embeddings, encoder=encoder)
+        fit = manifest.get("fit", {})
+        return cls(
+            scorer, data.catalog, data.interactions, ranking, embeddings=embeddings, encoder=encoder, fit_settings=fit
+        )
 
 
 BLOCK = 256
@@ -463,14 +481,18 @@ def item_encoder_for(scorer: Scorer, catalog: ItemCatalog, choice: str = "auto")
     text, else the lexical encoder when the catalogue has any text, else none."""
     from facetrec.content.item_encoder import TextItemEncoder
 
+    own = getattr(scorer.config, "encoder", None)
+    if "text" in scorer.capabilities.needs and isinstance(own, str):
+        if choice not in ("auto", own):  # items added later and free text must land in the model's own space
+            raise ConfigError(
+                f"{type(scorer).__name__} reads item text with its own encoder ({own!r}), so the bundle keeps that "
+                f"one; set the model's encoder instead of --encoder {choice!r} (e.g. --param encoder={choice})"
+            )
+        return None if own in ("none", "") else TextItemEncoder.from_settings(scorer.config)
     if choice == "none":
         return None
     if choice != "auto":
         return TextItemEncoder(encoder=choice)
-    if "text" in scorer.capabilities.needs and isinstance(getattr(scorer.config, "encoder", None), str):
-        if scorer.config.encoder in ("none", ""):
-            return None
-        return TextItemEncoder.from_settings(scorer.config)
     has_text = any(any(str(v).strip() for v in values) for values in catalog.text.values())
     return TextItemEncoder(encoder="lexical") if has_text else None
 
@@ -486,7 +508,7 @@ def fit_recommender(
 ) -> Recommender:
     """Train ``kind`` on all of ``dataset`` for serving: each user's last event is held out only to
     stop training early, and every event stays in the known histories. ``encoder`` picks the
-    item encoder whose embeddings the bundle stores (``ENCODER_CHOICES``)."""
+    item encoder whose embeddings the bundle stores (:func:`item_encoder_for`)."""
     from facetrec.data.filters import first_occurrences
     from facetrec.evaluation.evalset import EvalSet
     from facetrec.scoring.registry import make_scorer
@@ -503,4 +525,7 @@ def fit_recommender(
     scorer = make_scorer(kind, params, seed).fit(train, dataset.catalog, valid)
     item_encoder = item_encoder_for(scorer, dataset.catalog, encoder)
     embeddings = item_encoder.encode(dataset.catalog) if item_encoder is not None else None
-    return Recommender(scorer, dataset.catalog, data, ranking, embeddings=embeddings, encoder=item_encoder)
+    settings = {"seed": seed, "first_only": first_only, "encoder": encoder}
+    return Recommender(
+        scorer, dataset.catalog, data, ranking, embeddings=embeddings, encoder=item_encoder, fit_settings=settings
+    )

@@ -52,6 +52,11 @@ def test_items_added_while_serving_are_recommendable_at_once_and_on_every_worker
         history = two.get(f"/users/{user}/history", params={"limit": 1}).json()["events"]
         assert history[-1]["item"] == "new-1"
 
+        # an event naming an item another worker just added is accepted at once
+        assert one.post("/admin/items", json={"items": [twin_of(data, 6, "new-2")]}, headers=AUTH).status_code == 200
+        event = {"user": user, "item": "new-2", "timestamp": 2_000_000_001}
+        assert two.post("/events", json=event, headers=AUTH).status_code == 200
+
         bad = one.post("/admin/items", json={"items": [{"id": "x", "colour": "red"}]}, headers=AUTH)
         assert bad.status_code == 422
 
@@ -60,9 +65,14 @@ def test_items_added_while_serving_are_recommendable_at_once_and_on_every_worker
         manifest, folded = retrain(bundle, store, tmp_path / "v2", epochs=1)
     finally:
         store.close()
-    assert folded == 1
+    assert folded == 2
     from facetrec.recommender import Recommender
 
     retrained = Recommender.load(manifest.parent)
-    assert "new-1" in retrained.items and len(retrained.catalog) == n + 1
-    assert retrained.scorer.n_items_ == n + 1  # trained on the grown catalogue
+    assert "new-1" in retrained.items and len(retrained.catalog) == n + 2
+    assert retrained.scorer.n_items_ == n + 2  # trained on the grown catalogue
+    original = Recommender.load(bundle)  # retrained with the same seed, event filter and item encoder:
+    assert {k: retrained.fit_settings[k] for k in ("seed", "first_only")} == {
+        k: original.fit_settings[k] for k in ("seed", "first_only")
+    }
+    assert retrained.encoder.config == original.encoder.config

@@ -368,7 +368,7 @@ def _other_protocols(scorer: Scorer, split: Split, click_auc: bool) -> dict[str,
     """Rating and click prediction, where the scorer and the test targets allow them."""
     out: dict[str, float] = {}
     targets = split.test.targets
-    if getattr(scorer, "predicts_ratings", False) and (~np.isnan(targets.rating)).any():
+    if "ratings" in scorer.capabilities.can and (~np.isnan(targets.rating)).any():
         out.update(evaluate_ratings(scorer, split.test))
     clicks, views = np.isin(targets.event, CLICK_EVENTS), targets.event == Event.VIEW
     if click_auc and clicks.any() and views.any():

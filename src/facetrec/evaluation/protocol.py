@@ -325,7 +325,7 @@ def compare(a: EvalResult, b: EvalResult, metric: str, resamples: int = 1000, se
 
 def evaluate_ratings(scorer: Scorer, evalset: EvalSet) -> dict[str, float]:
     """RMSE and MAE of predicted ratings on the rated targets (scorers that predict ratings)."""
-    if not getattr(scorer, "predicts_ratings", False):
+    if "ratings" not in scorer.capabilities.can:
         raise DataError(f"{type(scorer).__name__} does not predict ratings; use a rating model such as 'bias'")
     rated = evalset.targets.take(~np.isnan(evalset.targets.rating))
     if len(rated) == 0:

@@ -39,10 +39,11 @@ class RankConfig:
     """Relevance-diversity trade-off in [0, 1]: 1 = pure relevance, 0 = pure diversity."""
     candidates: int = 200
     """Items each interest retrieves, and the size of the pool that is re-ranked."""
-    interest_merge: str = "logsumexp"
+    interest_merge: str = "auto"
     """How an item's per-interest terms become one score (``merge_interests``): "logsumexp"
-    (the soft-routed facet model's mixture likelihood) or "max" (its best single interest).
-    The facet model's default is chosen on validation NDCG@10 (docs/facet.md)."""
+    (the soft-routed facet model's mixture likelihood), "max" (the best single interest), or
+    "auto": the model's own rule in a Recommender (the facet model: "logsumexp" for soft routing,
+    chosen on validation NDCG@10 in docs/facet.md, "max" for hard routing), "max" in a bare Ranker."""
     retrieval: str = "auto"
     """faiss index: "flat" (exact inner product), "ivf", "hnsw", or "auto" (flat up to
     ``flat_max_items`` items, HNSW above)."""
@@ -79,8 +80,8 @@ class RankConfig:
     def __post_init__(self) -> None:
         from facetrec.ranking.retrieval import MERGES
 
-        if self.interest_merge not in MERGES:
-            raise ConfigError(f"RankConfig.interest_merge: must be one of {', '.join(map(repr, MERGES))}, "
+        if self.interest_merge not in (*MERGES, "auto"):
+            raise ConfigError(f"RankConfig.interest_merge: must be 'auto' or one of {', '.join(map(repr, MERGES))}, "
                               f"got {self.interest_merge!r}")  # fmt: skip
         if self.diversity not in DIVERSITY:
             raise ConfigError(f"RankConfig.diversity: must be one of {', '.join(map(repr, DIVERSITY))}, "

@@ -197,7 +197,7 @@ class Ranker(Component[RankConfig]):
         _, ids = self.index_.search(state.interests, fetch, None if n_allowed == self.n_items else allowed)
         found = np.unique(ids[ids >= 0])
         terms = state.interest_scores(state.interests @ self.item_vectors_[found].T)
-        merged, interest = merge_interests(terms, self.config.interest_merge)
+        merged, interest = merge_interests(terms, self._merge_rule)
         order = np.lexsort((found, -merged))
         items, best, interest = found[order].astype(np.int64), merged[order], interest[order]
         in_pool = np.arange(len(items)) < self.config.candidates
@@ -252,7 +252,7 @@ class Ranker(Component[RankConfig]):
             return self.empty()
         if state is not None:
             terms = state.interest_scores(state.interests @ self.item_vectors_[idx].T)
-            _, interest = merge_interests(terms, self.config.interest_merge)
+            _, interest = merge_interests(terms, self._merge_rule)
             weights = state.weights
             attention = state.attention if history_idx is None else None
         else:
@@ -271,6 +271,10 @@ class Ranker(Component[RankConfig]):
         return ex.interest_labels(state.attention, history, self.terms_, self.config.label_terms)
 
     # ------------------------------------------------------------------ steps
+
+    @property
+    def _merge_rule(self) -> str:
+        return "max" if self.config.interest_merge == "auto" else self.config.interest_merge
 
     def _check_n(self, n: Any) -> int:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= self.n_items:

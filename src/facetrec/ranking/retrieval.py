@@ -131,7 +131,8 @@ def merge_interests(terms: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarra
     """One score per item from its per-interest terms [k, m], and the interest that contributes
     most to it (ties: the lower index). "logsumexp" is the mixture the soft-routed facet model is
     trained on (log of the sum of its K routed probabilities); "max" is the best single interest.
-    Every place that turns a user's interests into one item score calls this."""
+    Every list (CLI, service, evaluation) merges interests with this; only the facet model's
+    training validation reads its own full score matrix."""
     terms = np.asarray(terms, dtype=np.float64)
     if terms.ndim != 2 or terms.shape[0] < 1:
         raise DataError(f"merge_interests: terms must be [k >= 1, m], got shape {terms.shape}")

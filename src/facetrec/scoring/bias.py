@@ -39,7 +39,6 @@ class BiasScorer(Scorer[BiasConfig]):
     capabilities = Capabilities(
         needs=frozenset({"ids", "ratings"}), can=frozenset({"known_users", "raw_history", "ratings"})
     )
-    predicts_ratings = True
 
     mean_: float
     item_bias_: np.ndarray

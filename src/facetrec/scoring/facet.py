@@ -281,6 +281,13 @@ class FacetScorer(Scorer[FacetConfig]):
         content, mean = centre(text.normalize().vectors)
         return content, none if reviews is None else centred(reviews.vectors), mean
 
+    @property
+    def interest_merge(self) -> str:
+        """How a Recommender merges this model's per-interest terms (``RankConfig.interest_merge``
+        "auto"): the mixture's log-sum-exp for soft routing (chosen on validation, docs/facet.md),
+        the best single interest for hard routing, which scores by it."""
+        return "max" if self.config.routing == "hard" else "logsumexp"
+
     def add_items(self, text_vectors: np.ndarray) -> None:
         """Append items described by their raw text embeddings: centred as the training items were,
         without an ID vector and without reviews (they are cold), so they are scored through

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facetrec.errors import FacetrecError
 from facetrec.history import EventRecord
 from facetrec.ids import Vocabulary
 from facetrec.recommender import Recommender
@@ -67,7 +68,10 @@ def replay_items(recommender: Recommender, store: SQLiteHistoryStore, after: int
         return after
     new = [(item_id, fields) for _, item_id, fields in stored if item_id not in recommender.items]
     if new:
-        recommender.add_items(item_catalog(new))
+        try:
+            recommender.add_items(item_catalog(new))
+        except FacetrecError as exc:  # never let one stored row stop every worker: say so, move on
+            log.error("could not add %d stored items (first %r): %s", len(new), new[0][0], exc)
     return stored[-1][0]
 
 

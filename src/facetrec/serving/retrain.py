@@ -38,7 +38,11 @@ def retrain(
     if epochs is not None:
         params["epochs"] = epochs
     data = Dataset(f"retrain-{Path(out).name}", old.histories.interactions(), catalog)
-    new = fit_recommender(data, kind_of(old.scorer), params, old.ranking)
+    fit = old.fit_settings  # the same seed, event filter and item encoder as the bundle was built with
+    encoder = old.encoder.config.encoder if old.encoder is not None else "none"
+    new = fit_recommender(
+        data, kind_of(old.scorer), params, old.ranking, fit.get("seed", 0), fit.get("first_only", False), encoder
+    )
     manifest = new.save(out)
     write_watermark(out, store, last)
     return manifest, folded

@@ -99,7 +99,9 @@ class Service:
     def add(self, events: Sequence[EventRecord]) -> tuple[int, int]:
         """Validate, store durably, then apply; returns (events added, arrival number of the
         batch's last event). Events whose id is already stored are skipped (a retried batch)."""
-        check_events(events, self._rec.items)
+        with self._serial():
+            self._sync()  # items another worker added may be named
+            check_events(events, self._rec.items)
         added, last = self.store.write(events)
         with self._serial():
             self._sync()

@@ -105,7 +105,7 @@ class PipelineConformance:
         assert [row["item"] for row in json.loads(result.stdout)["items"]] == served
 
         with TestClient(build(bundle, tmp_path / "events.sqlite", api_key="k")) as client:
-            response = client.get(f"/users/{user}/recommendations", params={"n": 10})
+            response = client.get(f"/users/{user}/recommendations", params={"k": 10})
             assert response.status_code == 200, response.text
             assert [row["item"] for row in response.json()["items"]] == served
 
