@@ -45,6 +45,24 @@ BUNDLE_FORMAT = "facetrec-bundle"
 POPULAR = "Popular right now"
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """faiss and torch on one thread while lists are made: each request's operations are small,
+    and their thread teams spinning on a busy 2-core machine made evaluating the facet model 12
+    times slower (measured: 11.0 s against 0.9 s for 600 users). The caller's settings return after."""
+    import faiss
+    import torch
+
+    before = faiss.omp_get_max_threads(), torch.get_num_threads()
+    faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before[0])
+        torch.set_num_threads(before[1])
+
+
 class Recommender:
     """A fitted model, the catalogue, item embeddings, histories and a ranker, ready to answer queries."""
 
@@ -243,6 +261,7 @@ class Recommender:
             self._variants[key] = self._ranker.reconfigure(**overrides)
         return self._variants[key]
 
+    @_one_thread()
     def _lists(
         self,
         history: Interactions,
@@ -256,20 +275,6 @@ class Recommender:
     ) -> list[ItemList]:
         """One list per user: the single place lists are made (module docstring). ``state``: the
         cached state of a single user (``users`` of length 1)."""
-        with _one_thread():
-            return self._make_lists(history, users, n, excludes, now, explain, ranker, state)
-
-    def _make_lists(
-        self,
-        history: Interactions,
-        users: np.ndarray,
-        n: int,
-        excludes: list[np.ndarray],
-        now: float | None,
-        explain: bool,
-        ranker: Ranker,
-        state: UserState | None,
-    ) -> list[ItemList]:
         data = history.sorted()
         offsets = data.user_offsets()
         seen = [np.unique(data.item_idx[offsets[u] : offsets[u + 1]]) for u in users]
@@ -451,24 +456,6 @@ class Recommender:
 
 BLOCK = 256
 """Users scored together in ``recommend_batch`` (memory: BLOCK x n_items floats)."""
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """faiss and torch on one thread while lists are made: each request's operations are small,
-    and their thread teams spinning on a busy 2-core machine made evaluating the facet model 12
-    times slower (measured: 11.0 s against 0.9 s for 600 users). The caller's settings return after."""
-    import faiss
-    import torch
-
-    before = faiss.omp_get_max_threads(), torch.get_num_threads()
-    faiss.omp_set_num_threads(1)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before[0])
-        torch.set_num_threads(before[1])
 
 
 def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> list[dict[str, Any]]:
