@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str:
+    """The checkout's commit, with "-dirty" when tracked files have uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def write_results(name: str, rows: list[dict[str, Any]]) -> Path:
     """Write benchmarks/results/NAME.json in the project's common format."""
     RESULTS.mkdir(exist_ok=True)
@@ -32,6 +44,7 @@ def write_results(name: str, rows: list[dict[str, Any]]) -> Path:
         "benchmark": name,
         "rows": rows,
         "machine": machine(),
+        "git_commit": git_commit(),
         "command": " ".join(["python", *[Path(sys.argv[0]).as_posix(), *sys.argv[1:]]]),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")

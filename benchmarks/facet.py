@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_results
+from common import RESULTS, git_commit, write_results
 
 RUNS = RESULTS / "facet_runs.jsonl"
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -146,6 +146,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         out["mean_k"] = float(np.mean([s.k for s in states]))
         out.update(evaluate(scorer, test, EvalConfig(metrics=("ndcg@10",), bootstrap=0)).summary)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["git_commit"] = git_commit()
     return {**spec, **out}
 
 
@@ -188,6 +189,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(values) > 1 and name in ("ndcg@10", "recall@50", "cold_recall@10"):
                 metrics[f"{name}_sd"] = float(np.std(values, ddof=1))
         metrics["seeds"] = len(group)
+        commits = sorted({g.get("git_commit", "before-git-commits-were-recorded") for g in group})
         if part == "loo" and model.startswith("facet"):
             # Paired over users, per seed, against the best baseline on that seed.
             ratios, pvalues = [], []
@@ -209,7 +211,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if model in SAME_OBJECTIVE:
                 twin = SAME_OBJECTIVE[model]
                 metrics[f"paired_p_pooled_vs_{twin}"] = _pooled_pvalue(group, runs, dataset, (twin,))
-        rows.append({"dataset": dataset, "part": part, "model": model, "metrics": metrics})
+        rows.append({"dataset": dataset, "part": part, "model": model, "metrics": metrics, "git_commits": commits})
     return rows
 
 
