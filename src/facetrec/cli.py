@@ -497,21 +497,13 @@ def _cutoffs(value: object, where: str) -> tuple[int, ...]:
 
 def _model_params(values: list[str]) -> dict[str, dict[str, object]]:
     """--param MODEL.KEY=VALUE strings as {model: {key: value}}, values read as TOML (a bare word is a string)."""
-    import tomllib
-
     out: dict[str, dict[str, object]] = {}
-    for value in values:
-        target, sep, raw = value.partition("=")
-        kind, dot, key = target.strip().rpartition(".")
-        if not sep or not dot or not kind or not key or not raw.strip():
-            raise typer.BadParameter(
-                f"expected MODEL.KEY=VALUE such as ease.l2=500, got {value!r}", param_hint="--param"
-            )
-        try:
-            parsed = tomllib.loads(f"value = {raw.strip()}")["value"]
-        except tomllib.TOMLDecodeError:
-            parsed = raw.strip()  # a bare word: facet.routing=hard means the string "hard"
-        out.setdefault(kind, {})[key.strip()] = parsed
+    for target, value in _toml_pairs(values, "--param", "MODEL.KEY=VALUE such as ease.l2=500").items():
+        kind, dot, key = target.rpartition(".")
+        if not dot or not kind or not key:
+            example = "MODEL.KEY=VALUE such as ease.l2=500"
+            raise typer.BadParameter(f"expected {example}, got {target!r}", param_hint="--param")
+        out.setdefault(kind, {})[key] = value
     return out
 
 
@@ -727,19 +719,19 @@ def train(
     console.print(f"wrote bundle {path.parent}", highlight=False)
 
 
-def _toml_pairs(values: list[str] | None, option: str) -> dict[str, object]:
+def _toml_pairs(values: list[str] | None, option: str, form: str = "KEY=VALUE") -> dict[str, object]:
     """KEY=VALUE pairs with TOML values (``epochs=40``, ``routing="hard"``; a bare word is a string)."""
     import tomllib
 
     out: dict[str, object] = {}
     for value in values or []:
         key, sep, raw = value.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
+        if not sep or not key.strip() or not raw.strip():
+            raise typer.BadParameter(f"expected {form}, got {value!r}", param_hint=option)
         try:
-            out[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+            out[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = raw
+            out[key.strip()] = raw.strip()  # a bare word: routing=hard means the string "hard"
     return out
 
 
