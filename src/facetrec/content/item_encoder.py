@@ -24,6 +24,7 @@ import numpy as np
 
 from facetrec import __version__
 from facetrec.config import from_dict, to_dict
+from facetrec.content.base import l2_normalize
 from facetrec.errors import ConfigError, DataError
 from facetrec.ids import Vocabulary
 from facetrec.types import Interactions, ItemCatalog, ItemEmbeddings
@@ -257,34 +258,36 @@ def extend(embeddings: ItemEmbeddings, items: Vocabulary, vectors: np.ndarray) -
     return replace(embeddings, vectors=stacked, items=items)
 
 
-class NearestText:
-    """Free text ("sci-fi and cooking") -> the catalogue items nearest to it, encoding only the text.
+def centre(vectors: np.ndarray, mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows with ``mean`` removed, ``mean``); zero rows (missing text) stay zero.
 
-    Sentence-encoder vectors share one large common direction, so both the item vectors and the
-    query are centred on the catalogue mean before the cosine (as the facet model centres its
-    text input); otherwise every query finds the same generic items.
+    Sentence-encoder vectors share one large common direction, so every item looks alike to a
+    model reading them, and every free-text query finds the same generic items; removing the
+    catalogue's mean direction is the usual remedy. ``mean`` defaults to the mean of the present
+    rows; pass the catalogue's to centre rows added later (new items, a query) alike.
     """
+    present = np.abs(vectors).sum(1) > 0
+    if mean is None:
+        mean = vectors[present].mean(0) if present.any() else np.zeros(vectors.shape[1], np.float32)
+    return l2_normalize(np.where(present[:, None], vectors - mean, 0.0)), np.asarray(mean, np.float32)
+
+
+class NearestText:
+    """Free text ("sci-fi and cooking") -> the catalogue items nearest to it, encoding only the text;
+    items and query are compared after :func:`centre` (as the facet model centres its text input)."""
 
     def __init__(self, encoder: TextItemEncoder, embeddings: ItemEmbeddings, catalog: ItemCatalog) -> None:
         self.encoder, self.catalog = encoder, catalog
-        unit = embeddings.normalize().vectors
-        present = np.abs(unit).sum(1) > 0
-        self.mean = unit[present].mean(0) if present.any() else np.zeros(unit.shape[1], np.float32)
-        self.item_vectors = _unit(np.where(present[:, None], unit - self.mean, 0.0))
+        self.item_vectors, self.mean = centre(embeddings.normalize().vectors)
 
     def nearest(self, text: str, n: int) -> np.ndarray:
         """Indices of up to ``n`` items, best first; empty when the text shares nothing with the
         encoder's vocabulary (a zero vector)."""
-        vector = np.asarray(self.encoder.encode_texts([text], self.catalog), np.float32)[0]
+        vector = np.asarray(self.encoder.encode_texts([text], self.catalog), np.float32)
         if not np.abs(vector).sum():
             return np.zeros(0, np.int64)
-        query = _unit((vector / max(float(np.linalg.norm(vector)), 1e-12) - self.mean)[None, :])[0]
+        query = centre(l2_normalize(vector), self.mean)[0][0]
         scores = self.item_vectors @ query
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         return top[np.lexsort((top, -scores[top]))].astype(np.int64)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)

@@ -25,6 +25,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
+from facetrec.content.base import l2_normalize
 from facetrec.content.item_encoder import encode_items
 from facetrec.content.text import TEMPLATES
 from facetrec.errors import ConfigError, DataError
@@ -102,8 +103,7 @@ class ContentKNNScorer(Scorer[ContentKNNConfig]):
         vectors = np.asarray(text_vectors, np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.item_vectors_.shape[1]:
             raise DataError(f"add_items: expected [m, {self.item_vectors_.shape[1]}] text vectors, got {vectors.shape}")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        unit = l2_normalize(vectors)
         self.item_vectors_ = np.vstack([self.item_vectors_, unit])
         if self.review_vectors_ is not None:  # new items have no reviews yet
             self.review_vectors_ = np.vstack(

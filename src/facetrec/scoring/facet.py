@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from facetrec.content.base import l2_normalize
+from facetrec.content.item_encoder import centre
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.evalset import EvalSet
 from facetrec.interests.facet_model import (
@@ -279,7 +281,7 @@ class FacetScorer(Scorer[FacetConfig]):
         with_reviews = cfg.reviews and train.review is not None
         text, reviews = encode_items(catalog, settings, train if with_reviews else None)
         content, mean = centre(text.normalize().vectors)
-        return content, none if reviews is None else centred(reviews.vectors), mean
+        return content, none if reviews is None else centre(reviews.vectors)[0], mean
 
     @property
     def interest_merge(self) -> str:
@@ -301,12 +303,7 @@ class FacetScorer(Scorer[FacetConfig]):
         if vectors.ndim != 2 or vectors.shape[1] != self.content_.shape[1]:
             raise DataError(f"add_items: expected [m, {self.content_.shape[1]}] text vectors, got {vectors.shape}")
         m = len(vectors)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-        present = norms[:, 0] > 0
-        shifted = np.where(present[:, None], unit - self.text_mean_, 0.0)
-        norms = np.linalg.norm(shifted, axis=1, keepdims=True)
-        new = np.divide(shifted, norms, out=np.zeros_like(shifted), where=norms > 0).astype(np.float32)
+        new, _ = centre(l2_normalize(vectors), self.text_mean_)  # as the training items were
         old = self._model().state_dict()
         self.content_ = np.vstack([self.content_, new])
         self.review_content_ = np.vstack(
@@ -439,27 +436,6 @@ class FacetScorer(Scorer[FacetConfig]):
             attention.cpu().numpy(),
             offsets[keep].cpu().numpy(),
         )
-
-
-def centred(vectors: np.ndarray) -> np.ndarray:
-    """Unit vectors with the catalogue's mean direction removed (zero rows, i.e. missing, stay zero).
-
-    Sentence-encoder vectors share one large common component, so at first every item looks
-    alike to the adapter and training starts slowly; removing the mean is the usual remedy for
-    this anisotropy.
-    """
-    return centre(vectors)[0]
-
-
-def centre(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(:func:`centred` vectors, the mean that was removed: zeros when no row is present)."""
-    present = np.abs(vectors).sum(1) > 0
-    if not present.any():
-        return vectors, np.zeros(vectors.shape[1], np.float32)
-    mean = vectors[present].mean(0)
-    out = np.where(present[:, None], vectors - mean, 0.0)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0).astype(np.float32), mean.astype(np.float32)
 
 
 class SASRecTextScorer(FacetScorer):
