@@ -135,7 +135,8 @@ class Recommender:
         chosen = active[np.argsort(latest, kind="stable")][-limit:]  # oldest first: the LRU end
         for start in range(0, len(chosen), BLOCK):
             batch = chosen[start : start + BLOCK]
-            for u, state in zip(batch, self.scorer.encode_users(self._for_scorer(history), batch), strict=True):
+            block = self._for_scorer(_events_of(history, offsets, batch))
+            for u, state in zip(batch, self.scorer.encode_users(block, batch), strict=True):
                 self._cache(str(history.users.id_of(int(u))), state)
         return len(chosen)
 
@@ -169,12 +170,17 @@ class Recommender:
         if query.user_id is not None and not known_user and not query.history:
             raise UnknownIdError(f"unknown user id {query.user_id!r}; pass their history in the query instead")
         name = query.user_id or "anonymous"
-        known = self.histories.user_events(name) if known_user else self.histories.user_events("\x00none")
+        nothing = np.zeros(0, np.int32)
+        known = (
+            self.histories.user_events(name)
+            if known_user
+            else Interactions(nothing, nothing, nothing.astype(np.int64), Vocabulary([name], "user"), self.items)
+        )
         extra = self.items.lookup(list(query.history))
         if (extra < 0).any():
             raise UnknownIdError(f"unknown item id {query.history[int(np.flatnonzero(extra < 0)[0])]!r} in history")
         if not len(extra):
-            return known if known_user else _renamed(known, name)
+            return known
         last = int(known.timestamp.max()) if len(known) else 0
         now = query.time if query.time is not None else last + len(extra)
         times = np.maximum(now - len(extra) + 1 + np.arange(len(extra)), last)
@@ -286,16 +292,19 @@ class Recommender:
             rows = np.arange(start, min(start + BLOCK, len(users)))
             stated = rows[has_events[rows]] if by_state else np.zeros(0, np.int64)
             if len(stated):
-                states = (
-                    [state] if state is not None else self.scorer.encode_users(self._for_scorer(data), users[stated])
-                )
+                if state is not None:
+                    states = [state]
+                else:
+                    block = self._for_scorer(_events_of(data, offsets, users[stated]))
+                    states = self.scorer.encode_users(block, users[stated])
                 for r, s in zip(stated, states, strict=True):
                     k = min(n, len(self.catalog) - len(blocked[r]))
                     if k >= 1:
                         out[r] = ranker.rank(s, k, exclude_idx=blocked[r], now=now, explain=explain)
             scored = np.setdiff1d(rows, stated)
             with_events = scored[has_events[scored]]
-            scores = self._scores(data, users[with_events]) if len(with_events) else np.zeros((0, 0))
+            wanted = users[with_events]
+            scores = self._scores(_events_of(data, offsets, wanted), wanted) if len(wanted) else np.zeros((0, 0))
             for r, row in zip(with_events, scores, strict=True):
                 k = min(n, len(self.catalog) - len(blocked[r]))
                 if k >= 1:
@@ -481,10 +490,11 @@ def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> l
     return rows
 
 
-def _renamed(history: Interactions, name: str) -> Interactions:
-    h = history
-    return Interactions(h.user_idx, h.item_idx, h.timestamp, Vocabulary([name], "user"), h.items,
-                        h.event, h.rating, h.weight, h.review)  # fmt: skip
+def _events_of(data: Interactions, offsets: np.ndarray, users: np.ndarray) -> Interactions:
+    """The events of ``users`` only (same vocabularies): a model reads a block of users from it
+    without re-reading the whole log, which scores users from their own events anyway."""
+    rows = np.concatenate([np.arange(offsets[u], offsets[u + 1]) for u in users]) if len(users) else []
+    return data.take(np.asarray(rows, dtype=np.int64))
 
 
 def _popular(found: ItemList, explain: bool) -> ItemList:

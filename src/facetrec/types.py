@@ -132,9 +132,12 @@ class Interactions:
         )
 
     def sorted(self) -> Interactions:
-        """Events ordered by user, then time; a stable sort keeps ties in their current order."""
-        order = np.lexsort((self.timestamp, self.user_idx))
-        return self.take(order)
+        """Events ordered by user, then time; a stable sort keeps ties in their current order.
+        Already sorted (the usual case: every stage sorts once) costs one linear check, no copy."""
+        u, t = self.user_idx, self.timestamp
+        if len(u) < 2 or bool(np.all((u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (t[1:] >= t[:-1])))):
+            return self
+        return self.take(np.lexsort((t, u)))
 
     def user_offsets(self) -> np.ndarray:
         """``offsets[u]:offsets[u+1]`` are user ``u``'s rows; requires :meth:`sorted` order."""
