@@ -153,34 +153,32 @@ def test_the_epoch_loss_is_the_mean_over_predictions_when_the_data_weighs_batche
     assert fit_loop(Constant(), quiet(epochs=1, batch_size=1), data=Values()).losses[0] == pytest.approx(4.0)
 
 
+class Recording(Regression):
+    """A regression that notes the dtype its forward pass ran in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        self.seen.append(out.dtype)
+        return out
+
+
 def test_bf16_on_cpu_runs_the_forward_pass_in_bfloat16_and_trains():
-    seen: list[torch.dtype] = []
-
-    class Recording(Regression):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = super().forward(x)
-            seen.append(out.dtype)
-            return out
-
     model = Recording()
     history = fit_loop(model, quiet(epochs=15, device="cpu", precision="bf16"), data=Rows())
-    assert seen and set(seen) == {torch.bfloat16}
+    assert model.seen and set(model.seen) == {torch.bfloat16}
     assert all(torch.isfinite(torch.tensor(history.losses)))
     assert history.losses[-1] < 0.2 * history.losses[0]
     assert next(model.parameters()).dtype == torch.float32  # the weights themselves stay fp32
 
 
 def test_fp32_runs_without_autocast():
-    seen: list[torch.dtype] = []
-
-    class Recording(Regression):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = super().forward(x)
-            seen.append(out.dtype)
-            return out
-
-    fit_loop(Recording(), quiet(epochs=1), data=Rows())
-    assert set(seen) == {torch.float32}
+    model = Recording()
+    fit_loop(model, quiet(epochs=1), data=Rows())
+    assert set(model.seen) == {torch.float32}
 
 
 @pytest.mark.parametrize(
