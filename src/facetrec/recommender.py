@@ -318,12 +318,10 @@ class Recommender:
         return out
 
     def popularity(self) -> np.ndarray:
-        """Distinct users per item in the histories (counted once per ranker fit): the list of a
-        user without events, whatever the model."""
+        """Distinct users per item in the histories (counted on first use and when the catalogue
+        grows): the list of a user without events, whatever the model."""
         if self._popularity is None:
-            history = self.history
-            pairs = np.unique(history.user_idx.astype(np.int64) * len(self.catalog) + history.item_idx)
-            self._popularity = np.bincount(pairs % len(self.catalog), minlength=len(self.catalog)).astype(np.float64)
+            self._popularity = self.history.users_per_item()
         return self._popularity
 
     def _cached_state(self, query: Query) -> UserState | None:

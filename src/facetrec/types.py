@@ -144,6 +144,11 @@ class Interactions:
         counts = np.bincount(self.user_idx, minlength=self.n_users)
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
+    def users_per_item(self) -> np.ndarray:
+        """How many distinct users have an event with each item (float64 [n_items]): popularity."""
+        pairs = np.unique(self.user_idx.astype(np.int64) * self.n_items + self.item_idx)
+        return np.bincount(pairs % self.n_items, minlength=self.n_items).astype(np.float64)
+
     def matrix(self, values: str = "weight") -> sp.csr_matrix:
         """The users x items matrix of summed ``values`` ("weight", "rating" or "ones")."""
         data = {"weight": self.weight, "rating": np.nan_to_num(self.rating), "ones": np.ones(len(self), np.float32)}

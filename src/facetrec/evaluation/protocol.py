@@ -133,9 +133,7 @@ class ItemSide:
             rows = np.repeat(np.arange(len(catalog)), [len(c) for c in catalog.categories])
             cols = np.fromiter((lookup[c] for cats in catalog.categories for c in cats), dtype=np.int64)
             categories = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(catalog), len(names)))
-        pairs = np.unique(train.user_idx.astype(np.int64) * train.n_items + train.item_idx)
-        popularity = np.bincount(pairs % train.n_items, minlength=train.n_items).astype(np.float64)
-        return cls(categories=categories, popularity=popularity, n_train_users=train.n_users)
+        return cls(categories=categories, popularity=train.users_per_item(), n_train_users=train.n_users)
 
 
 @dataclass(frozen=True, eq=False)
