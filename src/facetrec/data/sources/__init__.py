@@ -3,7 +3,8 @@
 ``load_source("ml-100k", path)`` reads the files exactly as the publisher ships them (unzipped)
 into a :class:`~facetrec.data.dataset.Dataset`; :func:`facetrec.data.sources.fetch.fetch`
 downloads and verifies them. Every reader goes through :func:`facetrec.data.ingest.build_dataset`,
-so validation, de-duplication and notes are the same as for a user's own files.
+so validation, de-duplication and notes are the same as for a user's own files. Sources without
+published files (the sequence files of research code) are read from a local folder only.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Source:
     load: Callable[..., Dataset]
     """``load(path, **options) -> Dataset``; options are the reader's keyword arguments."""
     files: tuple[RemoteFile, ...]
+    """Empty for a source that is not published as files to download: it is read with --path only."""
     layout: _common.Layout
     """Required local files: per file, the accepted relative paths (may hold ``{option}`` placeholders)."""
     homepage: str
@@ -64,9 +66,10 @@ class Source:
     split folders in ``layout`` instead, so that a dev folder is never taken for the train split."""
 
     def option_names(self) -> tuple[str, ...]:
-        """The options ``load`` accepts (its keyword arguments other than ``path`` and ``name``)."""
-        parameters = inspect.signature(self.load).parameters
-        return tuple(p for p in parameters if p not in ("path", "name"))
+        """The options ``load`` accepts: its keyword arguments other than ``path`` and those the
+        registry fixes with :func:`functools.partial` (ml-latest-small's ``name``)."""
+        fixed = getattr(self.load, "keywords", {})
+        return tuple(p for p in inspect.signature(self.load).parameters if p != "path" and p not in fixed)
 
     def defaults(self) -> dict[str, Any]:
         """The readers' default option values."""
@@ -264,14 +267,19 @@ def find_root(source: Source, path: Path, **options: Any) -> Path:
     nested = " (in the folder or one sub-folder)" if source.subfolders else ""
     values = {**source.defaults(), **options}
     archives = ", ".join(_common.fill(f.name, values) for f in source.files)
-    raise DataError(
-        f"{source.name}: {where}; expected layout: {_common.describe(layout)}{nested}. "
+    get = (
         f"Download {archives} from {source.homepage}, unpack any zip, and pass that folder."
+        if source.files
+        else f"This source has no download: pass a folder holding these files (see {source.homepage})."
     )
+    raise DataError(f"{source.name}: {where}; expected layout: {_common.describe(layout)}{nested}. {get}")
 
 
-def load_source(name: str, path: Path, **options: Any) -> Dataset:
-    """Read public dataset ``name`` from its unzipped files in ``path`` (or in one sub-folder of it)."""
+def load_source(name: str, path: Path, /, **options: Any) -> Dataset:
+    """Read public dataset ``name`` from its unzipped files in ``path`` (or in one sub-folder of it).
+
+    ``name`` and ``path`` are positional-only so that a reader may have options of those names (s3rec's ``name``).
+    """
     source = get_source(name)
     source.check_options(options)
     return source.load(find_root(source, Path(path), **options), **options)

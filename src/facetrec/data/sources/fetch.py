@@ -28,6 +28,7 @@ _USER_AGENT = "facetrec-dataset-fetch"
 def fetch(
     name: str,
     cache_dir: Path,
+    /,
     *,
     force: bool = False,
     progress: bool = True,
@@ -42,6 +43,11 @@ def fetch(
     """
     source = get_source(name)
     source.check_options(options)
+    if not source.files and files is None:
+        raise DataError(
+            f"{name}: has no download (its files are not published as a release); get them from "
+            f"{source.homepage} and import the folder with --path (load_source({name!r}, PATH))"
+        )
     remote = tuple(files) if files is not None else source.remote_files(**options)
     unverifiable = [f.name for f in remote if f.checksum is None]
     if verify and unverifiable:
