@@ -586,15 +586,22 @@ def test_registry_names_and_fields() -> None:
         "amazon-2023",
         "mind-small",
         "goodbooks-10k",
+        "s3rec",
+        "ml-1m-sasrec",
+        "ml-1m-sequences",
     }
+    local_only = {name for name, source in SOURCES.items() if not source.files}
+    assert local_only == {"s3rec", "ml-1m-sasrec", "ml-1m-sequences"}  # research files, no published release
     for name, source in SOURCES.items():
         assert source.name == name
-        assert source.files and source.layout and source.homepage.startswith("https://")
+        assert source.layout and source.homepage.startswith("https://")
         assert all(f.url.startswith("https://") for f in source.files)
     assert SOURCES["ml-100k"].files[0].url == "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
     assert SOURCES["ml-100k"].files[0].checksum == ("md5", "0e33842e24a9c977be4e0107933c0723")
     assert SOURCES["ml-latest-small"].files[0].checksum is None  # updated in place by GroupLens
     assert "category" in SOURCES["amazon-2018"].option_names()
+    assert SOURCES["s3rec"].option_names() == ("name", "min_user_interactions", "min_item_interactions")
+    assert "name" not in SOURCES["ml-latest-small"].option_names()  # fixed by the registry
 
 
 def test_unknown_source_lists_names(tmp_path: Path) -> None:

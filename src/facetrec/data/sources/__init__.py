@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facetrec.data.dataset import Dataset
-from facetrec.data.sources import _common, amazon, goodbooks, mind, movielens
+from facetrec.data.sources import _common, amazon, goodbooks, mind, movielens, sequences
 from facetrec.errors import DataError
 
 __all__ = ["SOURCES", "RemoteFile", "Source", "find_root", "get_source", "load_source"]
@@ -147,6 +147,26 @@ SOURCES: dict[str, Source] = {
             _GROUPLENS_TERMS,
         ),
         Source(
+            "ml-1m-sasrec",
+            "MovieLens 1M as SASRec's ml-1m.txt: 999,611 ordered events (no ratings or times) of 6,040 users "
+            "on the 3,416 movies with 5+ ratings, in SASRec's ids; titles and genres through sasrec/item_map.csv.",
+            movielens.load_ml_1m_sasrec,
+            (),
+            movielens.ML_1M_SASREC_LAYOUT,
+            movielens.SASREC_HOMEPAGE,
+            _GROUPLENS_TERMS,
+        ),
+        Source(
+            "ml-1m-sequences",
+            "MovieLens 1M, all 1,000,209 ratings as ordered events (sequences.csv.gz: user_id,item_id,position; "
+            "no ratings or times) with movies.dat titles and genres.",
+            movielens.load_ml_1m_sequences,
+            (),
+            movielens.ML_1M_SEQUENCES_LAYOUT,
+            movielens.HOMEPAGE,
+            _GROUPLENS_TERMS,
+        ),
+        Source(
             "ml-latest-small",
             "MovieLens latest-small: about 100,000 half-star ratings by 610 users on 9,742 movies, "
             "with user tags. GroupLens updates it in place, so no checksum is fixed.",
@@ -198,6 +218,17 @@ SOURCES: dict[str, Source] = {
             amazon.LAYOUT_2023,
             amazon.HOMEPAGE_2023,
             "Research use; cite Hou et al. 2024 (Amazon Reviews 2023).",
+        ),
+        Source(
+            "s3rec",
+            "S3-Rec's sequence files (option name: Beauty, Sports_and_Outdoors, Yelp, ...): ordered events "
+            "without times, item attributes as categories (names for Beauty with beauty_items.csv).",
+            sequences.load_s3rec,
+            (),
+            sequences.S3REC_LAYOUT,
+            sequences.S3REC_HOMEPAGE,
+            "Amazon 2014 data: research use, cite McAuley et al.; Yelp data: Yelp Dataset Terms (non-commercial, "
+            "no sharing).",
         ),
         Source(
             "mind-small",

@@ -3,10 +3,15 @@
 Each maps the published files to a Dataset whose items carry the richest text available: the
 title, genres as categories, user tags (CSV releases with tags.csv) and a release date as
 ``created_at`` (ml-100k's release date; elsewhere January 1st of the year in the title).
+
+Two ML-1M event files of sequential-recommendation papers have no ratings or times, only each
+user's order (see :mod:`facetrec.data.sources.sequences`): SASRec's ``ml-1m.txt`` split and
+``sequences.csv.gz``, every rating as an ordered event with the original ids.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +20,17 @@ import pandas as pd
 from facetrec.data.dataset import Dataset
 from facetrec.data.ingest import InteractionColumns, ItemColumns, build_dataset
 from facetrec.data.readers import read_table
-from facetrec.data.sources import _common
+from facetrec.data.sources import _common, sequences
 from facetrec.errors import DataError
 
 HOMEPAGE = "https://grouplens.org/datasets/movielens/"
 ML_100K_LAYOUT: _common.Layout = (("u.data",), ("u.item",))
 ML_1M_LAYOUT: _common.Layout = (("ratings.dat",), ("movies.dat",))
 ML_CSV_LAYOUT: _common.Layout = (("ratings.csv",), ("movies.csv",))
+SASREC_HOMEPAGE = "https://github.com/kang205/SASRec"
+ML_1M_SASREC_LAYOUT: _common.Layout = (("sasrec/ml-1m.txt", "ml-1m.txt"),)
+ML_1M_SASREC_MAP = ("sasrec/item_map.csv", "item_map.csv")
+ML_1M_SEQUENCES_LAYOUT: _common.Layout = (("sequences.csv.gz", "sequences.csv"), ("movies.dat",))
 
 ML_100K_GENRES = (
     "unknown",
@@ -111,15 +120,7 @@ def load_ml_1m(path: Path, *, min_user_interactions: int = 0, min_item_interacti
         names=["user_id", "item_id", "rating", "timestamp"],
         encoding="latin-1",
     )
-    movies = read_table(
-        root / "movies.dat",
-        "csv",
-        delimiter="::",
-        header=False,
-        names=["item_id", "title", "genres"],
-        encoding="latin-1",
-    )
-    catalog, notes = _movies(movies, "movies.dat")
+    catalog, notes = _movies_dat(root)
     dataset = build_dataset(
         ratings,
         catalog,
@@ -134,6 +135,73 @@ def load_ml_1m(path: Path, *, min_user_interactions: int = 0, min_item_interacti
         notes=tuple(notes),
     )
     return _common.with_extras(dataset, source="ml-1m", homepage=HOMEPAGE)
+
+
+def load_ml_1m_sasrec(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
+    """SASRec's ML-1M file (``user item`` lines, ids renumbered, movies with 5+ ratings), exactly as published.
+
+    Items keep SASRec's ids so that results line up with papers using the file; ``sasrec/item_map.csv``
+    (``sasrec_item,movie_id``) joins them to movies.dat for title, genres and year, and the MovieLens
+    id stays in the text field ``movie_id``. Without the map or movies.dat the items have no text.
+    """
+    root = Path(path)
+    events_path = _common.locate(root, "ml-1m-sasrec", ML_1M_SASREC_LAYOUT[0], f"See {SASREC_HOMEPAGE} (data/).")
+    events = sequences.read_lines(events_path)
+    map_path = _common.find(root, ML_1M_SASREC_MAP)
+    catalog, notes = None, []
+    if map_path is None or not (root / "movies.dat").is_file():
+        notes.append(f"{ML_1M_SASREC_MAP[0]} or movies.dat not found: items are SASRec ids without titles or genres")
+    else:
+        mapping = read_table(map_path)
+        absent = [c for c in ("sasrec_item", "movie_id") if c not in mapping.columns]
+        if absent:
+            raise DataError(f"{map_path.name}: missing column(s) {', '.join(absent)}; expected sasrec_item,movie_id")
+        movies, notes = _movies_dat(root)
+        catalog = pd.DataFrame(
+            {"item_id": mapping["sasrec_item"].str.strip(), "movie_id": mapping["movie_id"].str.strip()}
+        ).merge(movies.assign(movie_id=movies.pop("item_id").str.strip()), on="movie_id", how="left")
+        unknown = int(catalog["title"].isna().sum())
+        if unknown:
+            notes.append(f"{map_path.name}: {unknown} movie ids are not in movies.dat; those items have no text")
+    dataset = sequences.build(
+        events,
+        catalog,
+        name="ml-1m-sasrec",
+        item_columns=dataclasses.replace(_ITEMS, text=("movie_id",)),
+        source=events_path.name,
+        items_source=map_path.name if map_path else "items",
+        notes=notes,
+        min_user=min_user_interactions,
+        min_item=min_item_interactions,
+    )
+    return _common.with_extras(dataset, source="ml-1m-sasrec", homepage=SASREC_HOMEPAGE)
+
+
+def load_ml_1m_sequences(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
+    """All ML-1M ratings as ordered events, ``sequences.csv.gz`` (``user_id,item_id,position``, original ids).
+
+    The file has no ratings and no times, only each user's order, so events are clicks timed by
+    position; movies.dat gives the items' text as for ml-1m.
+    """
+    root = Path(path)
+    _common.require(root, "ml-1m-sequences", ML_1M_SEQUENCES_LAYOUT)
+    events_path = _common.locate(root, "ml-1m-sequences", ML_1M_SEQUENCES_LAYOUT[0])
+    catalog, notes = _movies_dat(root)
+    dataset = sequences.build(
+        read_table(events_path),
+        catalog,
+        name="ml-1m-sequences",
+        item_columns=_ITEMS,
+        source=events_path.name,
+        items_source="movies.dat",
+        notes=[
+            f"{events_path.name}: ML-1M's ratings without their values or times: events are clicks in order",
+            *notes,
+        ],
+        min_user=min_user_interactions,
+        min_item=min_item_interactions,
+    )
+    return _common.with_extras(dataset, source="ml-1m-sequences", homepage=HOMEPAGE)
 
 
 def load_ml_csv(
@@ -207,6 +275,19 @@ def _movies(movies: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str]]:
         f"({int(years.isna().sum())} titles have no year)"
     ]
     return catalog, notes
+
+
+def _movies_dat(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """ML-1M's movies.dat (``::``-separated, latin-1) as catalogue columns, with its notes."""
+    movies = read_table(
+        root / "movies.dat",
+        "csv",
+        delimiter="::",
+        header=False,
+        names=["item_id", "title", "genres"],
+        encoding="latin-1",
+    )
+    return _movies(movies, "movies.dat")
 
 
 def _ml_100k_genres(root: Path) -> tuple[str, ...]:
