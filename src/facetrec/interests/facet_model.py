@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from facetrec.interests.features import GAP_BUCKETS, SIGNALS
+from facetrec.interests.softmax import draw_negatives, log_q_logits, popularity_distribution
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.types import Event
 
@@ -423,8 +424,8 @@ class FacetNet(nn.Module):
         self.register_buffer("seen", seen, persistent=False)
         self.register_buffer("column", column, persistent=False)  # item -> softmax column
         self.sampled = len(seen) > cfg.full_softmax_max_items
-        q = None if counts is None else torch.from_numpy(np.asarray(counts, np.float64))
-        self.register_buffer("q", None if q is None else (q / q.sum()).float(), persistent=False)
+        q = None if counts is None else popularity_distribution(counts)
+        self.register_buffer("q", q, persistent=False)
 
     def item_vectors(self) -> torch.Tensor:
         """[n_items, hidden]: every item's vector (the tower's output)."""
@@ -468,16 +469,18 @@ class FacetNet(nn.Module):
         if self.sampled:
             if self.q is None:
                 raise RuntimeError("FacetNet.loss: a sampled softmax needs the training counts (counts=...)")
-            negatives = torch.multinomial(self.q, cfg.negatives, replacement=True)
-            negative = torch.einsum("pkh,nh->pkn", chosen, items[negatives]) - self.q[negatives].log()
-
-            def sampled(want: torch.Tensor) -> torch.Tensor:
-                positive = torch.einsum("pkh,ph->pk", chosen, items[want]) - self.q[want].log().unsqueeze(-1)
-                hit = (negatives[None, :] == want[:, None]).unsqueeze(1)  # accidental hits
-                logits = torch.cat([positive.unsqueeze(-1), negative.masked_fill(hit, -torch.inf)], -1)
-                return routed_loss(logits, log_weights[real], torch.zeros_like(want), cfg.routing)
-
-            losses = torch.stack([sampled(want) for want in wanted])
+            negatives = draw_negatives(self.q, cfg.negatives)
+            losses = torch.stack(
+                [
+                    routed_loss(
+                        log_q_logits(chosen, items, want, negatives, self.q),
+                        log_weights[real],
+                        torch.zeros_like(want),
+                        cfg.routing,
+                    )
+                    for want in wanted
+                ]
+            )
         else:  # every target shares one full softmax
             logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
             columns = torch.stack([self.column[want] for want in wanted], 1)

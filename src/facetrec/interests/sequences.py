@@ -55,10 +55,16 @@ class SequenceModelConfig:
     """Report training progress on stderr (a bar on a terminal, else a line per epoch)."""
     precision: str = "fp32"
     """"fp32"; "bf16" (mixed precision on CPU or CUDA); "fp16" (mixed precision, CUDA only)."""
+    full_softmax_max_items: int = 100_000
+    """Above this many items with training events, train with a sampled softmax (log-Q corrected,
+    :mod:`facetrec.interests.softmax`). On a CPU the full softmax is most of a step from a few
+    thousand items on (the facet model pays it once per interest); 0: always sampled."""
+    negatives: int = 1024
+    """Shared negatives per step for the sampled softmax, drawn by training popularity."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        for field in ("max_len", "hidden", "layers", "heads", "batch_size"):
+        for field in ("max_len", "hidden", "layers", "heads", "batch_size", "negatives"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
@@ -68,6 +74,9 @@ class SequenceModelConfig:
             raise ConfigError(f"{name}.dropout: must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:
             raise ConfigError(f"{name}.lr: must be > 0, got {self.lr}")
+        limit = self.full_softmax_max_items
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ConfigError(f"{name}.full_softmax_max_items: must be an integer >= 0, got {limit!r}")
         self.train_config()  # validates the shared training fields
 
     def train_config(self) -> TrainConfig:

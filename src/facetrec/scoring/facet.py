@@ -93,12 +93,6 @@ class FacetConfig(SequenceModelConfig):
     """Feed each event's weight (sentiment), centred rating and has-rating flag."""
     distinct_weight: float = 0.1
     """Weight of the penalty on the squared cosine between a user's interests."""
-    full_softmax_max_items: int = 100_000
-    """Above this many items with training events, train with a sampled softmax (log-Q corrected).
-    K full softmaxes cost K times one: on CPU, lower this for catalogues of 10k+ items (0: always
-    sampled)."""
-    negatives: int = 1024
-    """Shared negatives per step for the sampled softmax, drawn by training popularity."""
     future_window: int = 1
     """Above 1, each position also learns to predict one event drawn uniformly from the next
     ``future_window`` (a longer-horizon target, which other interests than the current one explain;
@@ -109,7 +103,7 @@ class FacetConfig(SequenceModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
-        for field in ("interests", "experts", "negatives", "future_window"):
+        for field in ("interests", "experts", "future_window"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
@@ -127,9 +121,6 @@ class FacetConfig(SequenceModelConfig):
             raise ConfigError(f"{name}: with encoder 'none' the model needs use_id = true (it has nothing else)")
         if not 0 <= self.id_dropout < 1:
             raise ConfigError(f"{name}.id_dropout: must be in [0, 1), got {self.id_dropout}")
-        limit = self.full_softmax_max_items
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ConfigError(f"{name}.full_softmax_max_items: must be an integer >= 0, got {limit!r}")
         if not self.future_weight >= 0:
             raise ConfigError(f"{name}.future_weight: must be >= 0, got {self.future_weight}")
         if not self.distinct_weight >= 0:
