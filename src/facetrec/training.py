@@ -21,7 +21,9 @@ whose ``loss(batch)`` returns a scalar mean loss for a dict of tensors (built wi
   epoch (state dicts only, loaded with ``weights_only=True``), and a later call with the same
   directory continues where the last one stopped;
 - progress on stderr: a progress bar on a terminal, otherwise (a log file, a CI job) one
-  plain line per epoch with loss, validation score, elapsed time and an estimate of what is left.
+  plain line per epoch with loss, validation score, elapsed time and an estimate of what is left;
+- epoch hooks: code around a model's ``fit`` (a hyper-parameter search that prunes weak trials)
+  sees each epoch's validation score through :func:`on_epoch`, and may stop training by raising.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -155,6 +158,28 @@ class TrainHistory:
         return len(self.losses)
 
 
+EpochHook = Callable[[int, float | None], None]
+"""Called after each epoch with (epoch, counted from 0; its validation score, or None without validation)."""
+
+_EPOCH_HOOKS: ContextVar[tuple[EpochHook, ...]] = ContextVar("facetrec_epoch_hooks", default=())
+
+
+@contextmanager
+def on_epoch(hook: EpochHook) -> Iterator[None]:
+    """Call ``hook(epoch, score)`` after every epoch of every :func:`fit_loop` run inside the block.
+
+    Models build their ``TrainConfig`` from their own settings and call :func:`fit_loop`
+    themselves, so a caller outside the model reaches their epochs this way rather than through
+    a parameter. An exception the hook raises ends training (after the epoch's checkpoint is
+    written) and propagates out of the model's ``fit``: a tuner's signal to prune a trial.
+    """
+    token = _EPOCH_HOOKS.set((*_EPOCH_HOOKS.get(), hook))
+    try:
+        yield
+    finally:
+        _EPOCH_HOOKS.reset(token)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global generator and torch (all devices)."""
     random.seed(seed)
@@ -186,7 +211,8 @@ def fit_loop(
     device, holding its best weights.
 
     ``model`` needs ``loss(batch) -> torch.Tensor``; ``validate`` (higher is better) enables
-    early stopping, and without it the last weights are kept. Seed (:func:`seed_everything`)
+    early stopping, and without it the last weights are kept. Hooks registered with
+    :func:`on_epoch` are called after every epoch. Seed (:func:`seed_everything`)
     before creating the model, so that its initial weights are reproducible too.
     """
     if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
@@ -200,6 +226,7 @@ def fit_loop(
     if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("TrainConfig.precision: this GPU has no bfloat16 support; use precision = 'fp16' or 'fp32'")
     model.to(device)
+    hooks = _EPOCH_HOOKS.get()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=_ADAM_BETAS)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
@@ -244,6 +271,8 @@ def fit_loop(
             report(epoch, loss, history.scores[-1] if history.scores else None, history.seconds)
             if path is not None:
                 _save_checkpoint(path, config, epoch + 1, model, optimizer, scaler, history, best_state, bad_epochs)
+            for hook in hooks:
+                hook(epoch, history.scores[-1] if validate is not None else None)
     if best_state is not None:
         model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - begun
