@@ -328,3 +328,25 @@ def test_resolve_device():
     if not torch.backends.mps.is_available():
         with pytest.raises(ConfigError, match="no Apple GPU"):
             resolve_device("mps")
+
+
+def test_max_minutes_starts_no_epoch_after_the_budget_and_keeps_the_best_weights():
+    import time
+
+    model = Regression()
+    validate = Scripted(model, [0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1])
+
+    def slow() -> float:
+        time.sleep(0.2)  # each epoch takes at least 0.2 s, so a 0.5 s budget allows three
+        return validate()
+
+    history = fit_loop(model, quiet(epochs=8, patience=None, max_minutes=0.5 / 60), data=Rows(), validate=slow)
+    assert history.out_of_time and not history.stopped_early
+    assert 2 <= history.epochs <= 3 and history.best_epoch == 1
+    torch.testing.assert_close(model.weights(), validate.snapshots[1], rtol=0, atol=0)
+
+
+def test_max_minutes_must_be_a_positive_number():
+    for bad in (0, -1.0, True, "5"):
+        with pytest.raises(ConfigError, match="max_minutes"):
+            TrainConfig(max_minutes=bad)

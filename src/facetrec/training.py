@@ -93,6 +93,9 @@ class TrainConfig:
     """Adam learning rate."""
     precision: str = "fp32"
     """"fp32"; "bf16" (autocast, on CPU or CUDA); "fp16" (autocast with a gradient scaler, CUDA only)."""
+    max_minutes: float | None = None
+    """A training budget: no epoch starts once this many minutes have passed (None: no limit).
+    With validation the best epoch's weights are kept, as after early stopping."""
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, allow_none: bool = False) -> None:
@@ -120,6 +123,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr: must be a number > 0, got {self.lr!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"TrainConfig.precision: must be one of {PRECISIONS}, got {self.precision!r}")
+        budget = self.max_minutes
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0):
+            raise ConfigError(f"TrainConfig.max_minutes: must be a number > 0 or None, got {budget!r}")
         if self.device != "auto":  # "auto" is checked once the device is known
             _check_precision(self.precision, self.device.split(":")[0])
 
@@ -152,6 +158,8 @@ class TrainHistory:
     best_score: float | None = None
     seconds: float = 0.0
     stopped_early: bool = False
+    out_of_time: bool = False
+    """Whether ``max_minutes`` ended training."""
 
     @property
     def epochs(self) -> int:
@@ -249,7 +257,8 @@ def fit_loop(
     begun = time.perf_counter() - history.seconds
     with _quiet_determinism(config.threads), _progress(config.progress, description, config.epochs, start) as report:
         for epoch in range(start, config.epochs):
-            if history.stopped_early:
+            history.out_of_time = config.max_minutes is not None and history.seconds >= 60 * config.max_minutes
+            if history.stopped_early or history.out_of_time:
                 break
             seed_everything(_epoch_seed(config.seed, epoch))
             loss = _train_epoch(model, data, optimizer, scaler, autocast, config, device)

@@ -55,6 +55,8 @@ class SequenceModelConfig:
     """Report training progress on stderr (a bar on a terminal, else a line per epoch)."""
     precision: str = "fp32"
     """"fp32"; "bf16" (mixed precision on CPU or CUDA); "fp16" (mixed precision, CUDA only)."""
+    max_minutes: float | None = None
+    """Training budget in minutes: no epoch starts after it (None: no limit); the best epoch is kept."""
     full_softmax_max_items: int = 100_000
     """Above this many items with training events, train with a sampled softmax (log-Q corrected,
     :mod:`facetrec.interests.softmax`). On a CPU the full softmax is most of a step from a few
@@ -91,6 +93,7 @@ class SequenceModelConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             precision=self.precision,
+            max_minutes=self.max_minutes,
         )
 
 
