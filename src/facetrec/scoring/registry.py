@@ -10,6 +10,7 @@ and can do is declared on its class (``Scorer.capabilities``) and listed by ``fa
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from facetrec.config import from_dict
@@ -41,7 +42,8 @@ SEARCH_SPACES: dict[str, list[dict[str, Any]]] = {
     "sasrec-text": [{}],
     "facet": [{"interests": k} for k in (2, 4)],
 }
-"""Small validation grids for ``--tune``; each entry overrides the scorer's defaults."""
+"""Small validation grids for ``facetrec evaluate --tune``; each entry overrides the scorer's defaults.
+``facetrec tune`` searches the Optuna spaces of :data:`facetrec.tuning.SPACES` instead."""
 
 
 ENTRY_POINTS = "facetrec.models"
@@ -62,8 +64,17 @@ def load_entry_points() -> list[str]:
     return added
 
 
-def register(kind: str, path: str | type[Scorer], search_space: list[dict[str, Any]] | None = None) -> None:
-    """Add a model kind: ``path`` is ``"package.module:Class"`` (imported on first use) or the class."""
+def register(
+    kind: str,
+    path: str | type[Scorer],
+    search_space: list[dict[str, Any]] | None = None,
+    tuning_space: Mapping[str, Any] | None = None,
+) -> None:
+    """Add a model kind: ``path`` is ``"package.module:Class"`` (imported on first use) or the class.
+
+    ``search_space`` is the small grid of ``facetrec evaluate --tune``; ``tuning_space`` maps config
+    keys to Optuna distributions for ``facetrec tune`` (:func:`facetrec.tuning.register_space`).
+    """
     if not isinstance(kind, str) or not kind or kind != kind.strip():
         raise ConfigError(f"register: the kind must be a non-empty name without spaces, got {kind!r}")
     if isinstance(path, type):
@@ -72,6 +83,10 @@ def register(kind: str, path: str | type[Scorer], search_space: list[dict[str, A
         path = f"{path.__module__}:{path.__qualname__}"
     SCORERS[kind] = path
     SEARCH_SPACES[kind] = list(search_space or [{}])
+    if tuning_space is not None:
+        from facetrec.tuning import register_space  # imports Optuna: only for a model that brings a space
+
+        register_space(kind, tuning_space)
 
 
 def kind_of(scorer: Scorer) -> str:
