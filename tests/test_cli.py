@@ -169,7 +169,8 @@ def test_import_public_movielens_gives_published_counts(shared_dataset, tmp_path
 def test_evaluate_writes_a_report(tmp_path):
     data = tmp_path / "synth"
     run("data", "synth", "--out", str(data), "--users", "150", "--items", "90")
-    found = run_json("evaluate", "--dataset", str(data), "--models", "pop", "--k", "5,10", "--out", str(tmp_path / "r"))
+    out = str(tmp_path / "r")
+    found = run_json("evaluate", "--dataset", str(data), "--models", "pop", "--k", "5,10", "--out", out, "--no-track")
     assert found["settings"]["exclude_history"] is True
     report = (tmp_path / "r" / "report.md").read_text()
     assert "ndcg@5" in report and "interest_coverage@10" in report and "history items excluded" in report

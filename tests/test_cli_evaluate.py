@@ -28,7 +28,8 @@ def synth(tmp_path_factory):
 
 
 def invoke(*args: str, columns: str = WIDTH):
-    return runner.invoke(app, ["evaluate", *args], env={"COLUMNS": columns}, catch_exceptions=False)
+    env = {"COLUMNS": columns, "FACETREC_TRACKING": "0"}  # tracking has its own tests (tests/test_tracking.py)
+    return runner.invoke(app, ["evaluate", *args], env=env, catch_exceptions=False)
 
 
 def results(*args: str, columns: str = WIDTH) -> dict:
@@ -90,6 +91,8 @@ def test_param_values_are_toml_and_a_bare_word_is_a_string(synth):
         (["--models", "ease", "--param", "l2=5"], "", ["expected MODEL.KEY=VALUE"]),
         ([], "models = ['ease']\n[models.ease]\nl2 = 1\n", ["cannot both", "[models.KIND] table"]),
         ([], "tune = 'yes'\n", ["tune", "expected bool"]),
+        ([], "kind = 'ease'\nmodels = ['pop']\n", ["kind = ... with [model], or models, not both"]),
+        ([], "[model]\nl2 = 1\n", ['a [model] table needs kind = "MODEL"']),
         (["--models", "popular"], "", ["unknown model kind 'popular'", "pop, bias, itemknn"]),
         (["--models", "ease", "--param", "ease.l2=big"], "", ["model 'ease'", "l2", "expected float"]),
     ],

@@ -295,20 +295,34 @@ def data_split(
     _print_notes(split.notes)
 
 
-class _EvaluateCommand(typer.core.TyperCommand):
-    """`evaluate`'s command: its --help lists the registered model kinds, read from the registry
-    only when help is shown (importing it at start-up would slow every command down)."""
+class _KindsHelp(typer.core.TyperCommand):
+    """A command whose --help lists model kinds: the registered ones for ``{kinds}``, those with a
+    search space for ``{tunable}``, read only when help is shown (importing the registry, or
+    Optuna, at start-up would slow every command down)."""
 
     def format_help(self, ctx, formatter) -> None:  # type: ignore[no-untyped-def]
-        from facetrec.scoring.registry import SCORERS
-
         for param in self.params:
             if param.help and "{kinds}" in param.help:
+                from facetrec.scoring.registry import SCORERS
+
                 param.help = param.help.replace("{kinds}", ", ".join(SCORERS))
+            if param.help and "{tunable}" in param.help:
+                from facetrec.tuning import SPACES
+
+                param.help = param.help.replace("{tunable}", ", ".join(SPACES))
         super().format_help(ctx, formatter)
 
 
-@app.command(cls=_EvaluateCommand)
+TRACK_HELP = (
+    "Record the run in MLflow (params, metrics, tags, artifacts); --no-track, or FACETREC_TRACKING=0, switches it off."
+)
+TRACKING_URI_HELP = (
+    "MLflow store: a server (http://host:5000) or a database (sqlite:///path/mlflow.db); default "
+    "$MLFLOW_TRACKING_URI, else mlflow.db in the current directory with artifacts in mlruns/ beside it."
+)
+
+
+@app.command(cls=_KindsHelp)
 def evaluate(
     ctx: typer.Context,
     dataset: Annotated[
@@ -340,8 +354,9 @@ def evaluate(
         Path | None,
         typer.Option(
             help="TOML file with any of these options (dataset, models, protocol, k, seed, tune, ...) and a "
-            "[models.KIND] table of parameters per model, e.g. [models.ease] l2 = 500; options given on the "
-            "command line override it (docs/evaluation.md)."
+            "[models.KIND] table of parameters per model, e.g. [models.ease] l2 = 500, or one model as "
+            'kind = "ease" with a [model] table (what `facetrec tune` writes); options given on the command '
+            "line override it (docs/evaluation.md)."
         ),
     ] = None,
     param: Annotated[
@@ -355,14 +370,18 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout (progress stays on stderr).")
     ] = False,
+    track: Annotated[bool, typer.Option(envvar="FACETREC_TRACKING", help=TRACK_HELP)] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
 ) -> None:
     """Fit and evaluate models side by side on one split (full ranking by default).
 
     Stdout gets the results only (a table, or JSON with --json); progress with an estimate of
-    the time left goes to stderr.
+    the time left goes to stderr. The run is recorded in MLflow, one child run per model
+    (docs/tuning.md).
     """
     from dataclasses import replace
 
+    from facetrec import tracking
     from facetrec.console import results_table, stage
     from facetrec.data.dataset import Dataset
     from facetrec.errors import ConfigError
@@ -387,28 +406,72 @@ def evaluate(
     cutoffs = run["k"]
     config_ = EvalConfig(metrics=default_metrics(has_categories, interests is not None, cutoffs), seed=run["seed"])
     config_ = replace(config_, exclude_history=not run["include_history"], sampled_negatives=run["sampled"])
-    with _Progress(err, kinds, params) as on_event:
-        experiment = run_experiment(
-            data,
-            kinds,
-            protocol=run["protocol"],
-            config=config_,
-            params=params,
-            tune=run["tune"],
-            tune_metric=config_.metrics[0],
-            seed=run["seed"],
-            first_only=run["first_only"],
-            click_auc=run["click_auc"],
-            interests=interests,
-            on_event=on_event,
-        )
-    if run["json"]:
-        _emit(results_document(experiment))
-    else:
-        console.print(results_table(experiment))
-    if run["out"] is not None:
-        for path in write_report(experiment, Path(run["out"])):
-            err.print(f"wrote {path}", highlight=False, markup=False)
+    options = ("protocol", "seed", "tune", "include_history", "sampled", "first_only", "click_auc")
+    settings = {"dataset": str(directory), "models": ",".join(kinds), "k": ",".join(map(str, cutoffs))}
+    settings.update({name: run[name] for name in options})
+    with tracking.track(
+        "facetrec evaluate",
+        f"{data.name} {run['protocol']}",
+        uri=tracking_uri,
+        enabled=track,
+        params=settings,
+        tags=tracking.dataset_tags(directory),
+        warn=_tracking_warning,
+    ) as tracked:
+        with _Progress(err, kinds, params) as on_event:
+            experiment = run_experiment(
+                data,
+                kinds,
+                protocol=run["protocol"],
+                config=config_,
+                params=params,
+                tune=run["tune"],
+                tune_metric=config_.metrics[0],
+                seed=run["seed"],
+                first_only=run["first_only"],
+                click_auc=run["click_auc"],
+                interests=interests,
+                on_event=on_event,
+            )
+        if run["json"]:
+            _emit(results_document(experiment))
+        else:
+            console.print(results_table(experiment))
+        _track_models(tracked, experiment)
+        if run["out"] is not None:
+            paths = write_report(experiment, Path(run["out"]))
+            for path in paths:
+                err.print(f"wrote {path}", highlight=False, markup=False)
+            tracked.log_artifacts(paths)
+    _note_tracked(tracked)
+
+
+def _track_models(tracked, experiment) -> None:  # type: ignore[no-untyped-def]
+    """One child run per model of an evaluation: its whole config, test metrics and timings; the
+    parent gets each model's main metric, for comparing runs at a glance."""
+    from facetrec.config import from_dict, to_dict
+    from facetrec.scoring.registry import scorer_class
+
+    main = experiment.main_metric
+    for run in experiment.runs:
+        config = to_dict(from_dict(scorer_class(run.kind).config_class, run.params, f"model {run.kind!r}"))
+        ratio = experiment.ratios.get(run.kind)
+        metrics = {**run.test.summary, **run.other, "fit_seconds": run.fit_seconds, "eval_seconds": run.test.seconds}
+        if ratio is not None:
+            metrics["ratio_to_best"] = ratio.ratio
+        tracked.log_child(run.kind, params=config, metrics=metrics, tags={"model": run.kind, "tuned": run.tuning != []})
+        tracked.log(metrics={f"{run.kind}/{main}": run.test.summary.get(main)})
+
+
+def _tracking_warning(message: str) -> None:
+    """A tracking failure, as one plain line on stderr (the command goes on)."""
+    Console(stderr=True, soft_wrap=True).print(f"warning: {message}", markup=False, highlight=False)
+
+
+def _note_tracked(tracked) -> None:  # type: ignore[no-untyped-def]
+    """Say where the run was recorded (stderr: stdout keeps the results)."""
+    if tracked.active:
+        _note(f"tracked as MLflow run {tracked.run_id} in {tracked.uri}")
 
 
 def _evaluate_settings(ctx: typer.Context, config: Path | None, err: Console) -> dict:
@@ -423,7 +486,7 @@ def _evaluate_settings(ctx: typer.Context, config: Path | None, err: Console) ->
     table: dict = {}
     if config is not None:
         try:
-            table = load_toml(config)
+            table = _one_model_form(load_toml(config), config)
             from_dict(RunConfig, table, str(config))
         except ConfigError as exc:
             text = config.read_text() if config.is_file() else ""
@@ -463,6 +526,24 @@ def _evaluate_settings(ctx: typer.Context, config: Path | None, err: Console) ->
     run["models"], run["params"] = kinds, params
     run["k"] = _cutoffs(run["k"], "--k" if _given(ctx, "k") else "--config")
     return run
+
+
+def _one_model_form(table: dict, config: Path) -> dict:
+    """A file naming one model with ``kind`` and a ``[model]`` table (the shape ``facetrec train
+    --config`` reads and ``facetrec tune`` writes) read as the same ``[models.KIND]`` table."""
+    if "kind" not in table and "model" not in table:
+        return table
+    if "models" in table:
+        raise typer.BadParameter(
+            f"{config}: give one model as kind = ... with [model], or models, not both", param_hint="--config"
+        )
+    kind, model = table.get("kind"), table.get("model", {})
+    if not isinstance(kind, str) or not isinstance(model, dict):
+        raise typer.BadParameter(
+            f'{config}: a [model] table needs kind = "MODEL" beside it, e.g. kind = "ease" with [model] l2 = 500',
+            param_hint="--config",
+        )
+    return {**{k: v for k, v in table.items() if k not in ("kind", "model")}, "models": {kind: model}}
 
 
 def _given(ctx: typer.Context, option: str) -> bool:
@@ -588,6 +669,175 @@ def _planted_interests(directory: Path):
         return None
     synthetic = SyntheticData.load(directory)
     return synthetic.item_topic, synthetic.interest_matrix()
+
+
+@app.command(cls=_KindsHelp)
+def tune(
+    model: Annotated[str, typer.Option(help="The model kind to tune; those with a search space: {tunable}.")],
+    dataset: Annotated[Path, typer.Option(help="A dataset directory (from `data import` or `data synth`).")],
+    trials: Annotated[int, typer.Option(help="Most trials to run.")] = 20,
+    budget_minutes: Annotated[
+        float | None,
+        typer.Option(help="Start no new trial after this many minutes (a running trial finishes); default: no limit."),
+    ] = None,
+    protocol: Annotated[
+        str, typer.Option(help="Split whose validation targets score the trials: loo, temporal, ratio or multi-target.")
+    ] = "loo",
+    metric: Annotated[
+        str, typer.Option(help="Validation metric to optimise, name@k, e.g. ndcg@10 or recall@20.")
+    ] = "ndcg@10",
+    seed: Annotated[
+        int, typer.Option(help="Seeds the split, the sampler (the same seed tries the same settings) and the models.")
+    ] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Fix a setting instead of searching it: MODEL.KEY=VALUE, the value in TOML syntax, e.g. "
+            "--param sasrec.epochs=20 (repeatable)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the best setting here as TOML that `train --config` and `evaluate --config` read "
+            "(default: tune-MODEL.toml)."
+        ),
+    ] = None,
+    track: Annotated[bool, typer.Option(envvar="FACETREC_TRACKING", help=TRACK_HELP)] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Search a model's settings with Optuna on the validation targets (never the test targets).
+
+    One line per trial goes to stderr; the trials and the best setting go to stdout, and the
+    best setting to --out. Models trained epoch by epoch (sasrec, sasrec-text, facet) report
+    each epoch's validation score, and trials below the median of earlier ones are pruned. The
+    search is recorded in MLflow, one child run per trial (docs/tuning.md).
+    """
+    from facetrec import tracking
+    from facetrec.data.dataset import Dataset
+    from facetrec.data.split import PROTOCOLS
+    from facetrec.errors import ConfigError, DataError
+    from facetrec.evaluation.protocol import parse_metric
+    from facetrec.tuning import best_config_toml, space_for
+    from facetrec.tuning import tune as search
+
+    if trials < 1:
+        raise typer.BadParameter(f"must be at least 1, got {trials}", param_hint="--trials")
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise typer.BadParameter(f"must be more than 0 minutes, got {budget_minutes}", param_hint="--budget-minutes")
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(
+            f"unknown protocol {protocol!r}; choose {', '.join(PROTOCOLS)}", param_hint="--protocol"
+        )
+    try:
+        parse_metric(metric)
+    except DataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    given = _model_params(param or [])
+    stray = [kind for kind in given if kind != model]
+    if stray:
+        raise typer.BadParameter(
+            f"{stray[0]}.{next(iter(given[stray[0]]))} names model {stray[0]!r}, but --model is {model!r}; "
+            f"write {model}.KEY=VALUE",
+            param_hint="--param",
+        )
+    fixed = given.get(model, {})
+    try:
+        space_for(model, fixed)  # before the data is loaded: a wrong model or setting fails at once
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model" if not fixed else "--model/--param") from None
+    with _stage(f"loading {dataset}"):
+        data = Dataset.load(dataset)
+    out = out or Path(f"tune-{model}.toml")
+    settings = {"model": model, "dataset": str(dataset), "protocol": protocol, "metric": metric, "seed": seed,
+                "trials": trials, "budget_minutes": budget_minutes, "fixed": fixed}  # fmt: skip
+    with tracking.track(
+        "facetrec tune",
+        f"{model} on {data.name}",
+        uri=tracking_uri,
+        enabled=track,
+        params=settings,
+        tags=tracking.dataset_tags(dataset),
+        warn=_tracking_warning,
+    ) as tracked:
+
+        def on_trial(record, result) -> None:  # type: ignore[no-untyped-def]
+            _note(_trial_line(record, result, trials))
+            status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(record.state, "FAILED")
+            child = tracked.log_child(
+                f"trial {record.number}",
+                params=record.params,
+                metrics={metric: record.score, "seconds": record.seconds},
+                tags={"trial": record.number, "state": record.state},
+                status=status,
+            )
+            child.log_history("epoch_valid_ndcg@10", record.epochs)
+
+        timeout = None if budget_minutes is None else budget_minutes * 60
+        result = search(
+            data, model, trials=trials, timeout=timeout, protocol=protocol, metric=metric, seed=seed, fixed=fixed,
+            on_trial=on_trial,
+        )  # fmt: skip
+        best = result.best
+        if best is not None:
+            out.write_text(best_config_toml(result))
+            _note(f"wrote {out}")
+            tracked.log(params={"best": best.params}, metrics={f"best_{metric}": best.score})
+            tracked.log_artifacts([out])
+        document = {**result.document(), "config": str(out) if best is not None else None}
+        document["tracking"] = {"uri": tracked.uri, "run_id": tracked.run_id} if tracked.active else None
+        if as_json:
+            _emit(document)
+        else:
+            console.print(_trials_table(result))
+    _note_tracked(tracked)
+    if best is None:
+        _note(f"error: no trial completed ({len(result.trials)} pruned or failed); nothing written to {out}")
+        raise typer.Exit(1)
+
+
+def _trial_line(record, result, trials: int) -> str:  # type: ignore[no-untyped-def]
+    """``[3/20] trial 2 COMPLETE in 2.1 s: l2=123.4 -> ndcg@10 0.0712 | best 0.0801 (trial 1)``."""
+    shown = _params_text(record.params, result.fixed)
+    if record.state == "COMPLETE":
+        outcome = f"-> {result.metric} {record.score:.4f}"
+    elif record.state == "PRUNED":
+        outcome = f"-> pruned after epoch {len(record.epochs)}" + (
+            f" (epoch validation {record.epochs[-1]:.4f})" if record.epochs else ""
+        )
+    else:
+        outcome = "-> failed"
+    best = result.best
+    so_far = f"best {best.score:.4f} (trial {best.number})" if best is not None else "no trial completed yet"
+    step = f"[{len(result.trials)}/{trials}] trial {record.number}"
+    return f"{step} {record.state} in {record.seconds:.1f} s: {shown} {outcome} | {so_far}"
+
+
+def _params_text(params: dict, fixed: dict) -> str:
+    """The searched settings, compactly (``lr=0.0004131, hidden=64``); fixed ones are left out."""
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items() if k not in fixed
+    )
+
+
+def _trials_table(result):  # type: ignore[no-untyped-def]
+    """Every trial with its state, validation score, time and searched settings; the best in bold."""
+    from rich.table import Table
+
+    best = result.best
+    title = f"tune {result.kind} on {result.dataset}: validation {result.metric} ({result.direction}d)"
+    table = Table(title=title)
+    for column in ("trial", "state", result.metric, "seconds", "settings"):
+        table.add_column(column, justify="right" if column in (result.metric, "seconds", "trial") else "left")
+    for record in result.trials:
+        score = "-" if record.score is None else f"{record.score:.4f}"
+        style = "bold" if best is not None and record.number == best.number else None
+        settings = _params_text(record.params, result.fixed)
+        table.add_row(str(record.number), record.state, score, f"{record.seconds:.1f}", settings, style=style)
+    if best is not None:
+        table.caption = f"best: trial {best.number}, {result.metric} {best.score:.4f}"
+    return table
 
 
 @app.command()
