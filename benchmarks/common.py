@@ -1,4 +1,5 @@
-"""Shared helpers for benchmark scripts: machine description and the results file format."""
+"""Shared helpers for benchmark scripts: machine description, the results file format, and
+recording each run in MLflow (switched off with FACETREC_TRACKING=0)."""
 
 from __future__ import annotations
 
@@ -48,4 +49,25 @@ def write_results(name: str, rows: list[dict[str, Any]]) -> Path:
         "command": " ".join(["python", *[Path(sys.argv[0]).as_posix(), *sys.argv[1:]]]),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
+    track(name, rows, path)
     return path
+
+
+def track(name: str, rows: list[dict[str, Any]], results: Path) -> None:
+    """Record a benchmark run in MLflow (experiment "facetrec benchmarks", run NAME): one child run
+    per row (its fields as params, its ``metrics`` as metrics) and the results file as an
+    artifact. The store is $MLFLOW_TRACKING_URI, else mlflow.db in the current directory; a
+    failure only warns, the results file is already written."""
+    from facetrec import tracking
+
+    if not tracking.enabled_by_env():
+        return
+    with tracking.track("facetrec benchmarks", name, params={"benchmark": name, "machine": machine()}) as run:
+        for number, row in enumerate(rows):
+            metrics = row.get("metrics")
+            if not isinstance(metrics, dict):
+                metrics = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            params = {k: v for k, v in row.items() if k != "metrics" and k not in metrics}
+            label = " / ".join(str(row[k]) for k in ("dataset", "model") if k in row) or f"row {number}"
+            run.log_child(label, params=params, metrics=metrics, tags={"benchmark": name, "row": number})
+        run.log_artifacts([results])
