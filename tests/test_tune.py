@@ -213,3 +213,12 @@ def test_a_minimised_metric_is_searched_downwards(data):
     assert result.direction == "minimize"
     scores = [t.score for t in result.trials]
     assert result.best is not None and result.best.score == min(scores) and np.isfinite(scores).all()
+
+
+def test_the_time_budget_stops_starting_trials(data):
+    result = tuning.tune(data, "ease", trials=10_000, timeout=1.0, seed=0)
+    assert 1 <= len(result.trials) < 10_000
+    with pytest.raises(ConfigError, match="time budget must be > 0"):
+        tuning.tune(data, "ease", timeout=-1.0)
+    with pytest.raises(ConfigError, match="trials must be a whole number >= 1"):
+        tuning.tune(data, "ease", trials=0)
