@@ -113,6 +113,8 @@ class TrialRecord:
 
 @dataclass(frozen=True, eq=False)
 class TuneResult:
+    """What a search tried and found; ``split`` is the one split every trial was scored on."""
+
     kind: str
     dataset: str
     protocol: str
