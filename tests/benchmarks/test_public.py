@@ -67,3 +67,23 @@ def test_summary_means_ratio_and_pooled_paired_test():
     assert mean["paired_p_pooled"] == pytest.approx(ttest_rel(pooled, ease).pvalue)
     baseline = next(r["metrics"] for r in rows if r["model"] == "ease" and r["seed"] == "mean")
     assert "paired_p_pooled" not in baseline
+
+
+def test_history_slices_partition_the_test_users_by_history_length(monkeypatch):
+    from facetrec.data.split import make_split
+    from facetrec.testing import small_synthetic
+
+    dataset = small_synthetic().dataset
+    monkeypatch.setattr(public, "load", lambda name: dataset)
+    test = make_split(dataset.interactions, "loo", 0).test
+    users = np.unique(test.targets.user_idx)
+    length = np.bincount(test.history.user_idx, minlength=test.history.n_users)[users]
+    per_user = (length / length.max()).tolist()  # NDCG grows with history length
+    rows = public.history_slices([{**run("facet", 0, per_user)}], quantiles=4)
+    assert sum(r["metrics"]["users"] for r in rows) == len(users)
+    means = [r["metrics"]["ndcg@10"] for r in rows]
+    assert means == sorted(means) and len(rows) >= 2
+    first = rows[0]
+    low = int(first["slice"].split()[1].split("-")[0])
+    assert low == length.min()
+    assert rows[-1]["slice"].endswith("+ events")
