@@ -37,6 +37,9 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts cold --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k,synthetic --parts multi --models sasrec-text,facet,facet-k1,facet-future
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets synthetic --parts recovery --models facet,facet-hard
+	$(BIN)/python benchmarks/public.py --datasets beauty,ml-1m,sports,yelp --models ease,itemknn,als --seeds 0
+	$(BIN)/python benchmarks/public.py --datasets beauty,sports,yelp --models sasrec,facet --seeds 0 --minutes 15 --patience 5
+	$(BIN)/python benchmarks/public.py --datasets ml-1m --models sasrec,facet --seeds 0 --minutes 22 --patience 5
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
