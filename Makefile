@@ -37,9 +37,13 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts cold --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k,synthetic --parts multi --models sasrec-text,facet,facet-k1,facet-future
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets synthetic --parts recovery --models facet,facet-hard
-	$(BIN)/python benchmarks/public.py --datasets beauty,ml-1m,sports,yelp --models ease,itemknn,als --seeds 0
-	$(BIN)/python benchmarks/public.py --datasets beauty,sports,yelp --models sasrec,facet --seeds 0 --minutes 15 --patience 5
-	$(BIN)/python benchmarks/public.py --datasets ml-1m --models sasrec,facet --seeds 0 --minutes 22 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty,ml-1m --models ease,itemknn,als
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models itemknn,ease
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models sasrec --minutes 15 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models facet --minutes 18 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models sasrec --minutes 22 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models facet --minutes 20 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models sasrec --minutes 9 --patience 5
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
