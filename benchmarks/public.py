@@ -282,15 +282,17 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     if not datasets:
         return
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    colour = {m: f"C{i}" for i, m in enumerate(sorted({r["model"] for r in runs}))}  # one per model in every panel
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for run in sorted(runs, key=key):
             if run["dataset"] != dataset or run["seed"] != min(r["seed"] for r in runs if key(r)[:2] == key(run)[:2]):
                 continue
             if run["curve"]:
                 seconds, scores = zip(*run["curve"], strict=True)
-                ax.plot(np.array(seconds) / 60, scores, label=run["model"])
+                ax.plot(np.array(seconds) / 60, scores, label=run["model"], color=colour[run["model"]])
             else:  # a closed-form or tuned baseline: one point at its (tuning + fit) time
-                ax.scatter([run["fit_s"] / 60], [max(t["valid_ndcg@10"] for t in run["tuning"])], label=run["model"])
+                best = max(t["valid_ndcg@10"] for t in run["tuning"])
+                ax.scatter([run["fit_s"] / 60], [best], label=run["model"], color=colour[run["model"]])
         ax.set_title(dataset)
         ax.set_xlabel("training minutes")
         ax.set_ylabel("validation NDCG@10")
