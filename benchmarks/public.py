@@ -132,6 +132,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from facetrec.data.split import make_split
+    from facetrec.evaluation.experiment import fit_best
     from facetrec.evaluation.protocol import EvalConfig, evaluate
     from facetrec.scoring.registry import SEARCH_SPACES, make_scorer
     from facetrec.training import on_epoch
@@ -140,22 +141,16 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     dataset = load(spec["dataset"])
     split = make_split(dataset.interactions, "loo", spec["seed"])
     kind, params = model_params(spec["dataset"], spec["model"], spec)
-    tuning = []
+    tuning: list[dict[str, Any]] = []
     start = time.perf_counter()
     curve: list[list[float]] = []
     if kind in SEQUENCE_KINDS:  # each epoch's validation NDCG@10 at its training time
         with on_epoch(lambda epoch, score: curve.append([time.perf_counter() - start, score])):
             scorer = make_scorer(kind, params, spec["seed"]).fit(split.train, dataset.catalog, split.valid)
     else:  # pick the setting on the validation targets, never on test
-        valid_config = EvalConfig(metrics=("ndcg@10",), bootstrap=0)
-        best = None
-        for candidate in SEARCH_SPACES[kind]:
-            trial = make_scorer(kind, {**params, **candidate}, spec["seed"]).fit(split.train, dataset.catalog)
-            score = evaluate(trial, split.valid, valid_config).summary["ndcg@10"]
-            tuning.append({"params": candidate, "valid_ndcg@10": score})
-            if best is None or score > best[0]:
-                best = (score, trial, candidate)
-        scorer, params = best[1], {**params, **best[2]}
+        fitted = fit_best(kind, [{**params, **c} for c in SEARCH_SPACES[kind]], dataset, split, seed=spec["seed"])
+        scorer, params = fitted.scorer, fitted.params
+        tuning = [{"params": trial, "valid_ndcg@10": score} for trial, score in fitted.tuning]
     fit_s = time.perf_counter() - start
     result = evaluate(scorer, split.test, EvalConfig(metrics=METRICS, bootstrap=0))
     return {
@@ -166,7 +161,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "fit_s": fit_s,
         "epochs_run": len(getattr(scorer, "losses_", [])),
         "best_epoch": getattr(scorer, "best_epoch_", None),
-        "out_of_time": bool(curve) and len(curve) < spec["epochs"] and curve[-1][0] >= 60 * spec["minutes"],
         "tuning": tuning,
         "curve": curve,
         "per_user_ndcg@10": result.per_user["ndcg@10"].round(6).tolist(),

@@ -286,27 +286,27 @@ def run_experiment(
         step = f"[{number}/{len(kinds)}]"
         model_start = time.perf_counter()
         chosen = dict(params.get(kind, {}))
-        tuning: list[tuple[dict[str, Any], float]] = []
-        if tune:
-            trials = _trials(kind, chosen)
-            if len(trials) == 1 and len(SEARCH_SPACES.get(kind, [{}])) > 1:
-                on_event(
-                    f"{step} {kind}: the given parameters ({', '.join(chosen)}) fix every setting --tune varies; "
-                    "nothing to tune"
-                )
-            else:
-                on_event(f"{step} tuning {kind}: {len(trials)} settings on validation {tune_metric} ...")
-                valid_config = EvalConfig(metrics=(tune_metric,), bootstrap=0, seed=seed)
-                for trial in trials:
-                    scorer = make_scorer(kind, trial, seed).fit(split.train, dataset.catalog, split.valid)
-                    score = evaluate(scorer, split.valid, valid_config).summary[tune_metric]
-                    tuning.append((trial, score))
-                    on_event(f"{step} {kind} {trial}: validation {tune_metric} = {score:.4f}")
-                chosen = max(tuning, key=lambda pair: pair[1])[0]
+        trials = _trials(kind, chosen) if tune else [chosen]
+        if tune and len(trials) == 1 and len(SEARCH_SPACES.get(kind, [{}])) > 1:
+            on_event(
+                f"{step} {kind}: the given parameters ({', '.join(chosen)}) fix every setting --tune varies; "
+                "nothing to tune"
+            )
+        if len(trials) > 1:
+            on_event(f"{step} tuning {kind}: {len(trials)} settings on validation {tune_metric} ...")
         on_event(f"{step} fitting {kind} ...")
-        start = time.perf_counter()
-        scorer = make_scorer(kind, chosen, seed).fit(split.train, dataset.catalog, split.valid)
-        fit_seconds = time.perf_counter() - start
+        fitted = fit_best(
+            kind,
+            trials,
+            dataset,
+            split,
+            tune_metric,
+            seed,
+            lambda trial, score, label=f"{step} {kind}": on_event(
+                f"{label} {trial}: validation {tune_metric} = {score:.4f}"
+            ),
+        )
+        scorer, chosen, tuning, fit_seconds = fitted.scorer, fitted.params, fitted.tuning, fitted.fit_seconds
         on_event(f"{step} evaluating {kind} ...")
         result = evaluate(scorer, split.test, config, items, name=kind, user_interests=user_interests)
         cold, warm = _cold_and_warm(scorer, split, config, kind)
@@ -323,6 +323,49 @@ def run_experiment(
     main = _main_metric(config)
     ratios = ratios_to_best(runs, main, config.bootstrap, seed) if runs else {}
     return Experiment(dataset.name, split, config, runs, seed, first_only, main, ratios)
+
+
+@dataclass(frozen=True, eq=False)
+class Fitted:
+    """The model a validation search kept, fitted once: the winning trial is not fitted again."""
+
+    scorer: Scorer
+    params: dict[str, Any]
+    tuning: list[tuple[dict[str, Any], float]]
+    """(params, validation score) per trial; empty when there was one setting (nothing to choose)."""
+    fit_seconds: float
+    """The kept model's fit time."""
+
+
+def fit_best(
+    kind: str,
+    trials: list[dict[str, Any]],
+    dataset: Dataset,
+    split: Split,
+    metric: str = "ndcg@10",
+    seed: int = 0,
+    on_trial: Callable[[dict[str, Any], float], None] = lambda trial, score: None,
+) -> Fitted:
+    """Fit ``kind`` with each setting in ``trials`` on the training part and keep the one with the
+    best validation ``metric`` (the test targets are never read); one setting is fitted and kept."""
+    if len(trials) == 1:
+        start = time.perf_counter()
+        scorer = make_scorer(kind, trials[0], seed).fit(split.train, dataset.catalog, split.valid)
+        return Fitted(scorer, trials[0], [], time.perf_counter() - start)
+    tuning: list[tuple[dict[str, Any], float]] = []
+    best: tuple[float, Fitted] | None = None  # only the best model so far is held
+    valid_config = EvalConfig(metrics=(metric,), bootstrap=0, seed=seed)
+    for trial in trials:
+        start = time.perf_counter()
+        scorer = make_scorer(kind, trial, seed).fit(split.train, dataset.catalog, split.valid)
+        seconds = time.perf_counter() - start
+        score = evaluate(scorer, split.valid, valid_config).summary[metric]
+        tuning.append((trial, score))
+        on_trial(trial, score)
+        if best is None or score > best[0]:
+            best = (score, Fitted(scorer, trial, tuning, seconds))
+    assert best is not None
+    return best[1]
 
 
 def _trials(kind: str, fixed: dict[str, Any]) -> list[dict[str, Any]]:
