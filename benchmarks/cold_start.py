@@ -23,7 +23,6 @@ re-encodes no item text (its fit time counts only the reviews).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results
+from common import data_root, write_results
 from facetrec.content.text import TEMPLATES
 from facetrec.data.dataset import Dataset
 from facetrec.data.filters import first_occurrences
@@ -78,7 +77,7 @@ DEFAULT_DATASETS = ",".join(["synthetic", *SOURCES])
 
 def datasets(names: list[str], seed: int, console: Console):
     """(name, dataset, share of test items held out) for each available dataset."""
-    root = Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    root = data_root()
     for name in names:
         if name == "synthetic":
             data = generate(SynthConfig(n_users=3000, n_items=1500, seed=seed)).dataset

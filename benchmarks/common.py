@@ -8,6 +8,9 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,35 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "numpy": np.__version__,
     }
+
+
+def data_root() -> Path:
+    """Where the real datasets are: $FACETREC_DATA_DIR, else ../shared/datasets beside the checkout."""
+    return Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+class RunCache:
+    """Benchmark runs, one JSON line each in ``path``, keyed by ``key(run)``: a table grows one run
+    at a time, and a run already made is not made again unless asked to."""
+
+    def __init__(self, path: Path, key: Callable[[dict[str, Any]], tuple]) -> None:
+        self.path, self.key = path, key
+        lines = path.read_text().splitlines() if path.exists() else []
+        self.runs = {key(run): run for run in (json.loads(line) for line in lines if line.strip())}
+
+    def __contains__(self, spec: dict[str, Any]) -> bool:
+        return self.key(spec) in self.runs
+
+    def run(self, function: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
+        """``function(spec)`` in a fresh process (so its peak memory is its own), stored at once."""
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            row = pool.submit(function, spec).result()
+        self.runs[self.key(row)] = row
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in self.runs.values()))
+        return row
+
+    def values(self) -> list[dict[str, Any]]:
+        return list(self.runs.values())
 
 
 def git_commit() -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_results
+from common import RESULTS, data_root, write_results
 from facetrec.data.filters import first_occurrences
 from facetrec.data.sources import load_source
 from facetrec.data.split import make_split
@@ -66,7 +65,7 @@ METRICS = ("ndcg@10", "ild@10", "category_ild@10", "calibration_kl@10", "interes
 
 def datasets(names: list[str], seed: int, console: Console):
     """(name, interactions, catalog, item topics, users x topics interests or None)."""
-    root = Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    root = data_root()
     for name in names:
         if name == "synthetic":
             synth = generate(SynthConfig(n_users=2000, n_items=1000, seed=seed))

@@ -13,7 +13,6 @@ timed apart. Texts: synthetic titles + descriptions, and/or ML-100K titles
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results
+from common import data_root, write_results
 from facetrec.content.encoders import SentenceTransformerEncoder, bundled_minilm
 from facetrec.content.onnx_backend import INT8_RECIPE, available_cores
 from facetrec.data.synthetic import SynthConfig, generate
@@ -35,7 +34,7 @@ def item_texts(dataset: str, n: int) -> list[str]:
     if dataset == "synthetic":
         catalog = generate(SynthConfig(n_users=50, n_items=n, seed=0)).dataset.catalog
         return [f"{t}. {d}" for t, d in zip(catalog.text["title"], catalog.text["description"], strict=True)]
-    root = Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    root = data_root()
     path = root / "ml-100k" / "u.item"
     if not path.is_file():
         sys.exit(f"{path} not found; set FACETREC_DATA_DIR to the folder that holds ml-100k")

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_commit, write_results
+from common import RESULTS, RunCache, data_root, git_commit, write_results
 
 RUNS = RESULTS / "facet_runs.jsonl"
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -64,10 +61,6 @@ DATASETS = {
 BASELINES = ("sasrec", "sasrec-text")
 SAME_OBJECTIVE = {"facet-sampled": "sasrec-text-sampled"}
 """Facet variants also compared with the single-interest model trained with the same softmax."""
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 def synthetic():
@@ -160,12 +153,6 @@ def _user_categories(targets, item_categories):
     return ((users @ item_categories) > 0).astype(np.float32)
 
 
-def cached() -> list[dict[str, Any]]:
-    if not RUNS.exists():
-        return []
-    return [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
-
-
 def key(row: dict[str, Any]) -> tuple:
     return row["dataset"], row["part"], row["model"], row["seed"]
 
@@ -247,7 +234,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="redo runs already in the cache")
     args = parser.parse_args()
     console = Console()
-    done = {key(r): r for r in cached()}
+    done = RunCache(RUNS, key)
     specs = [
         {"dataset": d, "part": p, "model": m, "seed": int(s), "epochs_cap": args.epochs, "threads": args.threads}
         for d in args.datasets.split(",")
@@ -263,13 +250,10 @@ def main() -> None:
         if spec["part"] == "recovery" and (spec["dataset"] != "synthetic" or VARIANTS[spec["model"]][0] == "sasrec"):
             sys.exit("the recovery part needs --datasets synthetic and a model with user states (not sasrec)")
     for spec in specs:
-        if key(spec) in done and not args.force:
+        if spec in done and not args.force:
             continue
         console.print(f"running {spec}")
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            row = pool.submit(run_one, spec).result()
-        done[key(row)] = row
-        RUNS.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+        row = done.run(run_one, spec)
         console.print({k: v for k, v in row.items() if k != "per_user_ndcg@10"})
     rows = summarise(list(done.values()))
     table = Table(title="facet vs single-interest baselines (means over seeds)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results
+from common import data_root, write_results
 from facetrec.data.sources import load_source
 from facetrec.evaluation.experiment import run_experiment
 from facetrec.evaluation.protocol import EvalConfig, compare
@@ -40,7 +39,7 @@ def main() -> None:
         help='per-model overrides as JSON, e.g. \'{"sasrec": {"dropout": 0.4}}\'',
     )
     args = parser.parse_args()
-    root = Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    root = data_root()
     if not (root / "ml-100k").is_dir():
         sys.exit(f"ml-100k not found in {root}; set FACETREC_DATA_DIR to the folder that holds it")
     console = Console()

@@ -18,14 +18,11 @@ validation NDCG@10 against training seconds (time to accuracy).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_commit, write_results
+from common import RESULTS, RunCache, data_root, git_commit, write_results
 
 RUNS = RESULTS / "public_runs.jsonl"
 METRICS = ("ndcg@10", "hr@10", "ndcg@20", "recall@20")
@@ -83,10 +80,6 @@ SEQUENCE_KINDS = ("sasrec", "sasrec-text", "facet")
 SAMPLED_ABOVE = 5_000
 """Sequence models train with a log-Q corrected sampled softmax above this many items (the Amazon
 and Yelp files; ML-1M's 3,416 items keep the full softmax of the published SASRec-CE anchor)."""
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 def load(name: str):
@@ -170,12 +163,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "git_commit": git_commit(),
     }
-
-
-def cached() -> list[dict[str, Any]]:
-    if not RUNS.exists():
-        return []
-    return [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
 
 
 def key(row: dict[str, Any]) -> tuple:
@@ -317,7 +304,7 @@ def main() -> None:
     for model in args.models.split(","):
         if model not in MODELS:
             sys.exit(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    done = {key(r): r for r in cached()}
+    done = RunCache(RUNS, key)
     specs = [
         {"dataset": d, "model": m, "seed": int(s), "epochs": args.epochs, "patience": args.patience}
         | {"minutes": args.minutes, "threads": args.threads}
@@ -326,13 +313,10 @@ def main() -> None:
         for m in args.models.split(",")
     ]
     for spec in specs:
-        if key(spec) in done and not args.force:
+        if spec in done and not args.force:
             continue
         console.print(f"running {spec['dataset']} {spec['model']} seed {spec['seed']}")
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            row = pool.submit(run_one, spec).result()
-        done[key(row)] = row
-        RUNS.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+        row = done.run(run_one, spec)
         console.print(
             f"  ndcg@10 {row['ndcg@10']:.4f}  hr@10 {row['hr@10']:.4f}  fit {row['fit_s']:.0f} s  "
             f"epochs {row['epochs_run']}  ({row['device']})"
