@@ -110,7 +110,6 @@ def model_params(dataset: str, model: str, spec: dict[str, Any]) -> tuple[str, d
         params = {
             **SEQUENCE_RECIPES[dataset],
             "full_softmax_max_items": SAMPLED_ABOVE,
-            "negatives": 1024,
             "epochs": spec["epochs"],
             "patience": spec["patience"],
             "max_minutes": spec["minutes"],
