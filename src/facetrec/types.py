@@ -56,6 +56,20 @@ def _array(name: str, value: Any, dtype: Any, n: int | None = None) -> np.ndarra
     return arr
 
 
+def _vectors(name: str, value: Any, n: int) -> np.ndarray:
+    """``value`` as a float32 [n, d] matrix of finite numbers (d >= 1), or a DataError naming ``name``."""
+    arr = np.asarray(value)
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 1:
+        raise DataError(f"{name}: expected shape ({n}, d) with d >= 1 for {n} items, got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, np.float32)
+    bad = ~np.isfinite(arr).all(1)
+    if bad.any():
+        raise DataError(f"{name}: {int(bad.sum())} rows hold NaN or infinite values (first: row {int(np.argmax(bad))})")
+    return arr
+
+
 def _check_range(name: str, idx: np.ndarray, size: int, vocab: str) -> None:
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = int(np.flatnonzero((idx < 0) | (idx >= size))[0])
@@ -166,7 +180,9 @@ class ItemCatalog:
     ``text`` maps field names (title, description, brand, ...) to object arrays of str ("" when
     missing); ``categories`` and ``tags`` hold a tuple of str per item; ``image`` and ``audio``
     hold a path/URL or None; ``numeric`` maps names (price, ...) to float64 arrays (NaN when
-    missing); ``created_at`` is epoch seconds as float64, NaN when unknown.
+    missing); ``created_at`` is epoch seconds as float64, NaN when unknown. ``vectors`` maps a
+    modality name ("image", "audio", ...) to precomputed item vectors, float32 [n_items, d]; an
+    all-zero row means the item lacks that modality (models mask it, they never read it as data).
     """
 
     items: Vocabulary
@@ -177,10 +193,12 @@ class ItemCatalog:
     audio: np.ndarray | None = None
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     created_at: np.ndarray | None = None
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.items)
         put = object.__setattr__
+        put(self, "vectors", {k: _vectors(f"ItemCatalog.vectors[{k!r}]", v, n) for k, v in self.vectors.items()})
         put(self, "text", {k: _array(f"ItemCatalog.text[{k!r}]", v, object, n) for k, v in self.text.items()})
         for k, v in self.text.items():
             if not all(isinstance(s, str) for s in v):
@@ -207,11 +225,12 @@ class ItemCatalog:
         return len(self.items)
 
     def __repr__(self) -> str:
-        return f"ItemCatalog(n={len(self)}, text={sorted(self.text)}, numeric={sorted(self.numeric)})"
+        dims = {k: v.shape[1] for k, v in self.vectors.items()}
+        return f"ItemCatalog(n={len(self)}, text={sorted(self.text)}, numeric={sorted(self.numeric)}, vectors={dims})"
 
     def concat(self, other: ItemCatalog) -> ItemCatalog:
         """This catalogue with ``other``'s items appended (new items keep their rows' order; a text
-        or numeric field only one side has is "" / NaN on the other)."""
+        or numeric field only one side has is "" / NaN on the other, a vector set zero rows)."""
         if (self.items.lookup(other.items.ids.tolist()) >= 0).any():
             raise DataError("ItemCatalog.concat: the catalogues share item ids")
         n, m = len(self), len(other)
@@ -233,7 +252,21 @@ class ItemCatalog:
             object_array([*self.audio, *other.audio]),
             joined(self.numeric, other.numeric, np.nan, np.float64),
             np.concatenate([self.created_at, other.created_at]),
+            self._joined_vectors(other),
         )
+
+    def _joined_vectors(self, other: ItemCatalog) -> dict[str, np.ndarray]:
+        out = {}
+        for name in dict.fromkeys([*self.vectors, *other.vectors]):
+            mine, theirs = self.vectors.get(name), other.vectors.get(name)
+            dim = (mine if mine is not None else theirs).shape[1]  # type: ignore[union-attr]
+            if mine is not None and theirs is not None and mine.shape[1] != theirs.shape[1]:
+                raise DataError(f"ItemCatalog.concat: vectors[{name!r}] have {mine.shape[1]} vs {theirs.shape[1]} dims")
+            out[name] = np.vstack([
+                mine if mine is not None else np.zeros((len(self), dim), np.float32),
+                theirs if theirs is not None else np.zeros((len(other), dim), np.float32),
+            ])  # fmt: skip
+        return out
 
     def title(self, idx: int) -> str:
         """A human-readable name for item ``idx``: its title, else its id."""

@@ -74,3 +74,38 @@ def test_describe_hand_checked(dataset):
     # popularity counts sorted: [0, 1, 1, 2]; Gini = 2*(0*1+1*2+1*3+2*4)/(4*4) - 5/4
     assert stats.gini == pytest.approx(2 * 13 / 16 - 5 / 4)
     assert stats.top10_share == pytest.approx(2 / 4)
+
+
+def test_item_vectors_round_trip_and_join_with_zero_rows_for_missing(tmp_path):
+    from facetrec.ids import Vocabulary
+    from facetrec.types import Interactions, ItemCatalog
+
+    items = Vocabulary(["a", "b", "c"], "item")
+    image = np.array([[1, 2], [0, 0], [3, 4]], np.float16)
+    catalog = ItemCatalog(items, vectors={"image": image, "audio": np.ones((3, 5))})
+    users = Vocabulary(["u"], "user")
+    events = Interactions(
+        user_idx=np.array([0, 0]), item_idx=np.array([0, 2]), timestamp=np.array([1, 2]), users=users, items=items
+    )
+    Dataset("v", events, catalog).save(tmp_path)
+    back = Dataset.load(tmp_path).catalog
+    assert set(back.vectors) == {"image", "audio"}
+    np.testing.assert_array_equal(back.vectors["image"], image.astype(np.float32))
+    assert back.vectors["audio"].shape == (3, 5) and back.vectors["image"].dtype == np.float32
+
+    grown = catalog.concat(ItemCatalog(Vocabulary(["d"], "item"), vectors={"image": np.full((1, 2), 7.0)}))
+    np.testing.assert_array_equal(grown.vectors["image"][3], [7, 7])
+    np.testing.assert_array_equal(grown.vectors["audio"][3], np.zeros(5))  # the new item lacks audio
+
+
+def test_item_vectors_reject_nan_and_wrong_shapes():
+    from facetrec.ids import Vocabulary
+    from facetrec.types import ItemCatalog
+
+    items = Vocabulary(["a", "b"], "item")
+    with pytest.raises(DataError, match=r"vectors\['image'\]: 1 rows hold NaN"):
+        ItemCatalog(items, vectors={"image": np.array([[1.0, np.inf], [0.0, 1.0]])})
+    with pytest.raises(DataError, match=r"expected shape \(2, d\)"):
+        ItemCatalog(items, vectors={"image": np.ones((3, 4))})
+    with pytest.raises(DataError, match="real numbers"):
+        ItemCatalog(items, vectors={"image": np.array([["x"], ["y"]])})

@@ -4,7 +4,8 @@ A dataset directory is what ``facetrec data import`` writes and every later comm
 
     manifest.json        format version, name, counts, notes from ingestion, a fingerprint
     interactions.parquet user_id, item_id, timestamp, event, rating, weight[, review]
-    items.parquet        item_id plus catalogue fields, one row per item in index order
+    items.parquet        item_id plus catalogue fields (``vector.NAME``: fixed-size float32 lists),
+                         one row per item in index order
     users.parquet        user_id in index order
 """
 
@@ -175,11 +176,18 @@ def _catalog_table(catalog: ItemCatalog) -> pa.Table:
     for name, values in catalog.numeric.items():
         columns[f"numeric.{name}"] = pa.array(values)
     columns["created_at"] = pa.array(catalog.created_at)
+    for name, matrix in catalog.vectors.items():
+        flat = pa.array(matrix.reshape(-1), pa.float32())
+        columns[f"vector.{name}"] = pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
     return pa.table(columns)
 
 
 def _catalog_from_table(table: pa.Table) -> ItemCatalog:
-    frame = table.to_pandas()
+    vectors = {}
+    for name in [c for c in table.column_names if c.startswith("vector.")]:
+        column = table.column(name).combine_chunks()
+        vectors[name[7:]] = column.values.to_numpy().reshape(len(column), column.type.list_size)
+    frame = table.drop_columns([f"vector.{k}" for k in vectors]).to_pandas()
     items = Vocabulary(frame["item_id"].to_numpy(), "item")
 
     def tuples(name: str) -> np.ndarray:
@@ -194,4 +202,5 @@ def _catalog_from_table(table: pa.Table) -> ItemCatalog:
         audio=object_array(table.column("audio").to_pylist()),
         numeric={c[8:]: frame[c].to_numpy(np.float64) for c in frame.columns if c.startswith("numeric.")},
         created_at=frame["created_at"].to_numpy(np.float64),
+        vectors=vectors,
     )
