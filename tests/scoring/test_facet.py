@@ -43,7 +43,7 @@ class TestFacetConformance(ScorerConformance):
 
 class TestIdOnlyFacetConformance(ScorerConformance):
     component = FacetScorer
-    params: ClassVar[dict[str, Any]] = {**TINY, "encoder": "none", "fusion": "mean", "interests": 2}
+    params: ClassVar[dict[str, Any]] = {**TINY, "encoder": "none", "fusion": "weighted", "interests": 2}
 
 
 class TestSASRecTextConformance(ScorerConformance):
@@ -69,9 +69,13 @@ def test_config_validation_names_the_field():
     with pytest.raises(ConfigError, match="pooling 'last' gives one interest"):
         FacetConfig(pooling="last", interests=3)
     with pytest.raises(ConfigError, match="fusion"):
-        FacetConfig(fusion="concat")
+        FacetConfig(fusion="sum")
     with pytest.raises(ConfigError, match="use_id = true"):
-        FacetConfig(encoder="none", use_id=False)
+        FacetConfig(encoder="none", use_id=False, item_vectors="none")
+    with pytest.raises(ConfigError, match="fusion_weights"):
+        FacetConfig(fusion="gate", fusion_weights="id=1")
+    with pytest.raises(ConfigError, match="NAME=WEIGHT"):
+        FacetConfig(fusion="weighted", fusion_weights="id=-1")
     with pytest.raises(ConfigError, match="full_softmax_max_items"):
         FacetConfig(full_softmax_max_items=-1)
     with pytest.raises(ConfigError, match="future_window"):
@@ -146,7 +150,7 @@ def test_distinctness_penalty_measures_overlap():
     assert float(distinctness_penalty(same)) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("kind", ["mean", "gated", "attention"])
+@pytest.mark.parametrize("kind", ["weighted", "gated", "gate", "attention", "concat"])
 def test_fusion_ignores_missing_modalities(kind):
     torch.manual_seed(0)
     fusion = ModalityFusion(2, 4, kind)
@@ -160,8 +164,33 @@ def test_fusion_ignores_missing_modalities(kind):
     changed[1, 1] = 100.0  # a missing modality's value must not matter
     torch.testing.assert_close(fusion(changed, present)[1], out[1])
     assert torch.equal(out[2], torch.zeros(4))  # nothing present: the zero vector
-    if kind != "gated":  # one present modality gets all the weight
+    if kind not in ("gated", "concat"):  # one present modality gets all the weight
         torch.testing.assert_close(out[1], vectors[1, 0])
+    parts = fusion.components(vectors, present)  # the explanation's split of the vector
+    torch.testing.assert_close(parts.sum(1), out)
+    assert torch.equal(parts[1, 1], torch.zeros(4))  # a missing modality contributes nothing
+
+
+def test_cosine_gate_trusts_the_modalities_that_agree():
+    fusion = ModalityFusion(3, 2, "gate")
+    with torch.no_grad():
+        fusion.log_temperature.fill_(2.0)
+    vectors = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [-1.0, 0.2]]])  # the third disagrees
+    with torch.no_grad():
+        weights = fusion.components(vectors, torch.ones(1, 3, dtype=torch.bool))[0, :, 0] / vectors[0, :, 0]
+    assert weights[2] < 0.1 * min(weights[0], weights[1]) and float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_fixed_fusion_weights_are_used_as_given():
+    fusion = ModalityFusion(2, 3, "weighted", fixed=[3.0, 1.0])
+    assert not list(fusion.parameters())  # nothing to learn
+    vectors = torch.ones(2, 2, 3)
+    out = fusion(vectors, torch.tensor([[True, True], [False, True]]))
+    torch.testing.assert_close(fusion.components(vectors, torch.ones(2, 2, dtype=torch.bool))[0, :, 0],
+                               torch.tensor([0.75, 0.25]))  # fmt: skip
+    torch.testing.assert_close(out[1], torch.ones(3))  # the only present modality takes all the weight
+    with pytest.raises(ValueError, match="fixed weights"):
+        ModalityFusion(2, 3, "gate", fixed=[1.0, 1.0])
 
 
 def test_training_beats_popularity_on_synthetic_data(synthetic, trained):
@@ -245,7 +274,9 @@ def _dropout_free_training(train: Interactions, **overrides: Any) -> tuple[Facet
     windows["target"] = features.windows(start + 1, end + 1, config.max_len)["items"]
     content = np.random.default_rng(0).normal(size=(train.n_items, 8)).astype(np.float32)
     torch.manual_seed(0)
-    net = FacetNet([content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config.net_config(), counts)
+    net = FacetNet(
+        [content, np.zeros((train.n_items, 0), np.float32)], counts > 0, config.net_config(["text", "id"]), counts
+    )
     return net.eval(), TrainingWindows(windows)
 
 
@@ -414,3 +445,69 @@ def test_an_item_added_after_training_is_placed_exactly_as_an_unseen_training_it
     id_only = FacetScorer(**{**TINY, "encoder": "none", "epochs": 1}).fit(train)
     with pytest.raises(ConfigError, match="without item text"):
         id_only.add_items(raw[[0]])
+
+
+def _with_vectors(syn, rng_seed: int = 0):
+    """The synthetic catalogue plus an "image" set that shows each item's planted topic and an
+    "audio" set of noise, missing for every third item."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(rng_seed)
+    n, topics = len(syn.dataset.catalog), len(syn.topic_names)
+    image = np.eye(topics, dtype=np.float32)[syn.item_topic] + 0.05 * rng.normal(size=(n, topics))
+    audio = rng.normal(size=(n, 6)).astype(np.float32)
+    audio[::3] = 0.0
+    return replace(syn.dataset.catalog, vectors={"image": image, "audio": audio})
+
+
+@pytest.mark.parametrize("fusion", ["weighted", "gate", "attention", "concat"])
+def test_image_and_audio_vectors_are_modalities_with_explainable_contributions(synthetic, fusion, tmp_path):
+    syn, split = synthetic
+    catalog = _with_vectors(syn)
+    params = {**TINY, "encoder": "none", "fusion": fusion, "epochs": 2}
+    scorer = FacetScorer(**params).fit(split.train, catalog)
+    assert scorer.modalities == ["audio", "image", "id"]  # "all": the catalogue's sets by name, then the ID
+    users = np.arange(5)
+    scores = scorer.score(split.test.history, users)
+    back = FacetScorer.load(scorer.save(tmp_path / "m").parent)
+    np.testing.assert_allclose(back.score(split.test.history, users), scores, rtol=1e-5, atol=1e-5)
+
+    state = scorer.encode_users(split.test.history, np.array([0]))[0]
+    idx = np.arange(10)
+    parts = scorer.modality_contributions(np.repeat(state.interests[:1], len(idx), 0), idx)
+    assert parts.shape == (10, 3)
+    np.testing.assert_allclose(parts.sum(1), scorer.item_vectors()[idx] @ state.interests[0], rtol=1e-4, atol=1e-5)
+    assert np.all(parts[::3, 0] == 0)  # items without audio: the audio part is exactly nothing
+
+
+def test_item_vectors_choose_which_sets_are_read(synthetic):
+    syn, split = synthetic
+    catalog = _with_vectors(syn)
+    only_image = FacetScorer(**{**TINY, "encoder": "none", "item_vectors": "image", "epochs": 1}).fit(
+        split.train, catalog
+    )
+    assert only_image.modalities == ["image", "id"] and only_image.vector_dims_.tolist() == [len(syn.topic_names)]
+    ids_only = FacetScorer(**{**TINY, "encoder": "none", "item_vectors": "none", "epochs": 1}).fit(split.train, catalog)
+    assert ids_only.modalities == ["id"]
+    with pytest.raises(DataError, match=r"no vector set \['video'\].*--item-vectors"):
+        FacetScorer(**{**TINY, "encoder": "none", "item_vectors": "video"}).fit(split.train, catalog)
+    with pytest.raises(ConfigError, match=r"fusion_weights: \['text'\] not among"):
+        FacetScorer(**{**TINY, "encoder": "none", "fusion": "weighted", "fusion_weights": "text=1", "epochs": 1}).fit(
+            split.train, catalog
+        )
+    with pytest.raises(DataError, match="nothing to read items by"):
+        FacetScorer(**{**TINY, "encoder": "none", "use_id": False, "epochs": 1}).fit(split.train, syn.dataset.catalog)
+
+
+def test_cold_items_are_reached_through_their_image_vectors(synthetic):
+    syn, split = synthetic
+    catalog = _with_vectors(syn)
+    train = split.train.take(split.train.item_idx != 0)  # item 0 is cold
+    params = {**TINY, "encoder": "none", "item_vectors": "image", "epochs": 3}
+    scorer = FacetScorer(**params).fit(train, catalog)
+    vectors = scorer.item_vectors()
+    assert np.linalg.norm(vectors[0]) > 0  # placed by its image alone
+    same_topic = np.flatnonzero(syn.item_topic == syn.item_topic[0])[1:]
+    other = np.flatnonzero(syn.item_topic != syn.item_topic[0])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert (unit[same_topic] @ unit[0]).mean() > (unit[other] @ unit[0]).mean()  # among the items it resembles

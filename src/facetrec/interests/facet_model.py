@@ -30,7 +30,7 @@ from facetrec.interests.softmax import draw_negatives, log_q_logits, popularity_
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.types import Event
 
-FUSIONS = ("mean", "gated", "attention")
+FUSIONS = ("gated", "weighted", "gate", "attention", "concat")
 POOLINGS = ("hybrid", "attention", "last")
 ROUTINGS = ("soft", "hard")
 
@@ -55,6 +55,7 @@ class FacetNetConfig:
     use_id: bool
     id_dropout: float
     fusion: str
+    fusion_weights: tuple[float, ...] | None
     experts: int
     distinct_weight: float
     full_softmax_max_items: int
@@ -93,43 +94,77 @@ class MoEAdapter(nn.Module):
 
 
 class ModalityFusion(nn.Module):
-    """One item vector from several modality vectors (ID, text, reviews), some of them missing.
+    """One item vector from several modality vectors (ID, text, reviews, image, audio), some missing.
 
-    Missing modalities get no weight; an item with none is the zero vector. ``mean``: one
-    learned weight per modality; ``gated``: a sigmoid gate per item and dimension (an item can
-    lean on its ID when popular and on its text when rare); ``attention``: a learned query
-    scores each present modality.
+    Every rule is a sum of per-modality components (``components``), so an item's score under an
+    interest splits exactly into what each modality contributed: that is how an explanation says
+    which modality made an item match. A missing modality contributes nothing and the present
+    ones share its weight (masked, never zero-filled as if it were data); an item with none is the
+    zero vector.
+
+    - ``gated``: a sigmoid gate per item and dimension over the concatenated modalities (an item
+      can lean on its ID when popular and on its content when rare).
+    - ``weighted``: one weight per modality, a learned softmax, or ``fixed`` weights.
+    - ``gate``: cosine-similarity gating: a modality weighs by how well it agrees (cosine) with the
+      item's mean modality vector, sharpened by a learned temperature, so a modality that
+      contradicts the others (a generic thumbnail, a silent clip) counts less for that item.
+    - ``attention``: a learned query scores each present modality through a key projection.
+    - ``concat``: concatenation and one linear projection (the ablation: no weights to read), the
+      present modalities rescaled to stand in for the missing ones.
     """
 
-    def __init__(self, modalities: int, hidden: int, kind: str = "gated") -> None:
+    def __init__(self, modalities: int, hidden: int, kind: str = "gated", fixed: list[float] | None = None) -> None:
         super().__init__()
         if kind not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {kind!r}")
-        self.kind = kind
-        if kind == "mean":
-            self.logits = nn.Parameter(torch.zeros(modalities))
+        if fixed is not None and (kind != "weighted" or len(fixed) != modalities or min(fixed) < 0 or not sum(fixed)):
+            raise ValueError(f"fixed weights need fusion 'weighted' and {modalities} non-negative values, not all 0")
+        self.kind, self.modalities = kind, modalities
+        if kind == "weighted":
+            if fixed is None:
+                self.logits = nn.Parameter(torch.zeros(modalities))
+            else:
+                self.register_buffer("logits", torch.tensor(fixed, dtype=torch.float32).log(), persistent=False)
         elif kind == "gated":
             self.gate = nn.Linear(modalities * hidden, modalities * hidden)
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
-        else:
+        elif kind == "gate":
+            self.log_temperature = nn.Parameter(torch.zeros(()))
+        elif kind == "attention":
             self.key = nn.Linear(hidden, hidden)
             self.query = nn.Parameter(torch.zeros(hidden))
+        else:
+            self.project = nn.Parameter(torch.empty(modalities, hidden, hidden))
+            nn.init.normal_(self.project, std=(modalities * hidden) ** -0.5)
 
-    def forward(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """``vectors`` [n, M, hidden], ``present`` [n, M] bool -> [n, hidden]."""
+    def components(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """``vectors`` [n, M, hidden], ``present`` [n, M] bool -> [n, M, hidden], each modality's
+        part of the fused vector (their sum over M)."""
         n, modalities, hidden = vectors.shape
         vectors = vectors * present.unsqueeze(-1)
-        if self.kind == "mean":
+        if self.kind == "weighted":
             weights = self._masked_softmax(self.logits.expand(n, modalities), present).unsqueeze(-1)
         elif self.kind == "gated":
             gates = torch.sigmoid(self.gate(vectors.reshape(n, modalities * hidden))).view(n, modalities, hidden)
             gates = gates * present.unsqueeze(-1)
             weights = gates / gates.sum(1, keepdim=True).clamp_min(1e-6)
-        else:
+        elif self.kind == "gate":
+            count = present.sum(1, keepdim=True).clamp_min(1)
+            consensus = vectors.sum(1, keepdim=True) / count.unsqueeze(-1)
+            agreement = nn.functional.cosine_similarity(vectors, consensus, dim=-1)
+            weights = self._masked_softmax(agreement * self.log_temperature.exp(), present).unsqueeze(-1)
+        elif self.kind == "attention":
             scores = torch.tanh(self.key(vectors)) @ self.query
             weights = self._masked_softmax(scores, present).unsqueeze(-1)
-        return (weights * vectors).sum(1)
+        else:
+            scale = modalities / present.sum(1).clamp_min(1)
+            return torch.einsum("nmh,mhd->nmd", vectors, self.project) * scale[:, None, None]
+        return weights * vectors
+
+    def forward(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """``vectors`` [n, M, hidden], ``present`` [n, M] bool -> [n, hidden]."""
+        return self.components(vectors, present).sum(1)
 
     @staticmethod
     def _masked_softmax(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -156,6 +191,7 @@ class ItemTower(nn.Module):
         experts: int = 4,
         id_dropout: float = 0.1,
         dropout: float = 0.1,
+        fixed_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         if not content and not use_id:
@@ -170,13 +206,18 @@ class ItemTower(nn.Module):
         if self.item is not None:  # small, like the other sequence models' item tables (torch's default is N(0, 1))
             nn.init.normal_(self.item.weight, std=0.02)
         modalities = len(content) + int(use_id)
-        self.fusion = ModalityFusion(modalities, hidden, fusion) if modalities > 1 else None
+        self.fusion = ModalityFusion(modalities, hidden, fusion, fixed_weights) if modalities > 1 else None
 
     def _content(self) -> list[torch.Tensor]:
         return [getattr(self, f"content_{m}") for m in range(len(self.adapters))]
 
     def forward(self) -> torch.Tensor:
         """[n_items, hidden] item vectors (ID dropout applies in training mode only)."""
+        return self.components().sum(1)
+
+    def components(self) -> torch.Tensor:
+        """[n_items, M, hidden]: each modality's part of every item vector (content modalities in
+        order, then the ID), whose sum is the item vector."""
         vectors, present = [], []
         for matrix, adapter in zip(self._content(), self.adapters, strict=True):
             vectors.append(adapter(matrix))
@@ -188,8 +229,8 @@ class ItemTower(nn.Module):
             vectors.append(self.item.weight)
             present.append(known)
         if self.fusion is None:
-            return vectors[0] * present[0].unsqueeze(-1)
-        return self.fusion(torch.stack(vectors, 1), torch.stack(present, 1))
+            return (vectors[0] * present[0].unsqueeze(-1)).unsqueeze(1)
+        return self.fusion.components(torch.stack(vectors, 1), torch.stack(present, 1))
 
 
 # --------------------------------------------------------------------------- sequence encoder and interests
@@ -404,6 +445,7 @@ class FacetNet(nn.Module):
             experts=cfg.experts,
             id_dropout=cfg.id_dropout,
             dropout=cfg.dropout / 4,
+            fixed_weights=None if cfg.fusion_weights is None else list(cfg.fusion_weights),
         )
         self.encoder = MultiInterestEncoder(
             cfg.hidden,

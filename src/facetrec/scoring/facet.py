@@ -77,12 +77,21 @@ class FacetConfig(SequenceModelConfig):
     reviews: bool = True
     """When the training events carry review text, embed each item's reviews (sentiment-weighted,
     training events only) as a second content modality beside its text."""
+    item_vectors: str = "all"
+    """Which precomputed catalogue vector sets (``ItemCatalog.vectors``: image, audio, ...) join
+    as content modalities: "all" the catalogue has, "none", or names joined by commas."""
     use_id: bool = True
     """Fuse a learned item-ID embedding with the content vectors (items seen in training only)."""
     id_dropout: float = 0.1
     """Training drops an item's ID with this probability, so the content path also works alone."""
     fusion: str = "gated"
-    """How modalities are combined: "mean", "gated" or "attention"."""
+    """How modalities are combined (docs/multimodal.md): "gated" (a learned gate per item and
+    dimension), "weighted" (one weight per modality, learned or ``fusion_weights``), "gate"
+    (cosine-similarity gating), "attention" (a learned query over an item's modalities) or
+    "concat" (concatenation + projection)."""
+    fusion_weights: str = ""
+    """Fixed weights for fusion "weighted", e.g. "id=2,image=1,audio=1" (modalities: text,
+    reviews, each vector set's name, id; an unnamed one weighs 1); empty: learned weights."""
     experts: int = 4
     """Whitening experts in each content adapter."""
     time_features: bool = True
@@ -117,8 +126,15 @@ class FacetConfig(SequenceModelConfig):
             raise ConfigError(f"{name}.interest_values: must be 'items' or 'states', got {self.interest_values!r}")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"{name}.fusion: must be one of {FUSIONS}, got {self.fusion!r}")
-        if self.encoder == "none" and not self.use_id:
-            raise ConfigError(f"{name}: with encoder 'none' the model needs use_id = true (it has nothing else)")
+        if self.encoder == "none" and not self.use_id and self.item_vectors == "none":
+            raise ConfigError(f"{name}: with encoder and item_vectors 'none' the model needs use_id = true")
+        if not isinstance(self.item_vectors, str) or not self.item_vectors.strip():
+            raise ConfigError(
+                f"{name}.item_vectors: 'all', 'none' or names joined by commas, got {self.item_vectors!r}"
+            )
+        weights = self.fixed_weights()
+        if weights and self.fusion != "weighted":
+            raise ConfigError(f"{name}.fusion_weights: fixed weights need fusion 'weighted', not {self.fusion!r}")
         if not 0 <= self.id_dropout < 1:
             raise ConfigError(f"{name}.id_dropout: must be in [0, 1), got {self.id_dropout}")
         if not self.future_weight >= 0:
@@ -126,9 +142,35 @@ class FacetConfig(SequenceModelConfig):
         if not self.distinct_weight >= 0:
             raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
 
-    def net_config(self) -> FacetNetConfig:
-        """The settings the network reads."""
-        return FacetNetConfig(**{f.name: getattr(self, f.name) for f in fields(FacetNetConfig)})
+    def fixed_weights(self) -> dict[str, float]:
+        """``fusion_weights`` parsed: modality name -> weight (empty: learned weights)."""
+        out: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in self.fusion_weights.split(","))):
+            modality, _, value = part.partition("=")
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = float("nan")
+            if not modality.strip() or not weight >= 0:
+                raise ConfigError(
+                    f"{type(self).__name__}.fusion_weights: expected NAME=WEIGHT pairs with weights >= 0, got {part!r}"
+                )
+            out[modality.strip()] = weight
+        if out and not sum(out.values()):
+            raise ConfigError(f"{type(self).__name__}.fusion_weights: the weights must not all be 0")
+        return out
+
+    def net_config(self, modalities: list[str]) -> FacetNetConfig:
+        """The settings the network reads, for an item tower over ``modalities`` (names in order)."""
+        fixed = self.fixed_weights()
+        unknown = sorted(set(fixed) - set(modalities))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__}.fusion_weights: {unknown} not among the modalities {modalities}")
+        weights = tuple(fixed.get(m, 1.0) for m in modalities) if fixed else None
+        if weights is not None and len(modalities) > 1 and not sum(weights):
+            raise ConfigError(f"{type(self).__name__}.fusion_weights: every present modality weighs 0")
+        values = {f.name: getattr(self, f.name) for f in fields(FacetNetConfig) if f.name != "fusion_weights"}
+        return FacetNetConfig(**values, fusion_weights=weights if len(modalities) > 1 else None)
 
 
 @dataclass(frozen=True)
@@ -148,18 +190,23 @@ class FacetScorer(Scorer[FacetConfig]):
     A user without events gets training popularity. Fitted state: ``weights_`` (all network
     parameters as one float32 vector, in the order of a :class:`FacetNet` built from the
     config), ``content_`` and ``review_content_`` (the frozen item text and review vectors; shape
-    [n_items, 0] when not used) and ``id_known_`` (1 for items with training events: only they have an ID vector).
+    [n_items, 0] when not used), ``vector_content_`` (the catalogue's vector sets side by side,
+    named by ``vector_names_`` with widths ``vector_dims_``) and ``id_known_`` (1 for items with
+    training events: only they have an ID vector).
     """
 
     config_class = FacetConfig
     capabilities = Capabilities(
-        needs=frozenset({"ids", "text", "reviews", "time", "events"}),
+        needs=frozenset({"ids", "text", "reviews", "image", "audio", "time", "events"}),
         can=frozenset({"known_users", "raw_history", "cold_items", "interest_vectors", "item_vectors", "explain"}),
     )
 
     weights_: np.ndarray
     content_: np.ndarray
     review_content_: np.ndarray
+    vector_content_: np.ndarray
+    vector_names_: str
+    vector_dims_: np.ndarray
     id_known_: np.ndarray
     popularity_: np.ndarray
     calibration_: np.ndarray
@@ -172,6 +219,7 @@ class FacetScorer(Scorer[FacetConfig]):
         super().__init__(config, **overrides)
         self._net: tuple[np.ndarray, FacetNet] | None = None
         self._items: tuple[np.ndarray, torch.Tensor] | None = None
+        self._components: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ fitting
 
@@ -183,7 +231,7 @@ class FacetScorer(Scorer[FacetConfig]):
                 f"{train.n_items}; both must use the training item vocabulary"
             )
         self._net = self._items = None
-        self.content_, self.review_content_, self.text_mean_ = self._content(train, catalog)
+        self._content(train, catalog)
         train = train.sorted()
         offsets = train.user_offsets()
         start, end = training_rows(offsets, cfg.max_len)
@@ -197,7 +245,7 @@ class FacetScorer(Scorer[FacetConfig]):
         self.popularity_ = counts / max(1.0, float(counts.max()))
         self.n_items_ = train.n_items
         seed_everything(cfg.seed)
-        net = FacetNet([self.content_, self.review_content_], self.id_known_, cfg.net_config(), counts)
+        net = self._build(counts)
         validate = None
         if valid is not None:
             validation = NextItemValidation(valid)
@@ -252,27 +300,75 @@ class FacetScorer(Scorer[FacetConfig]):
         slope, intercept = self.calibration_
         return (1.0 / (1.0 + np.exp(-(slope * scores + intercept)))).astype(np.float32)
 
-    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frozen, centred unit item vectors: (text, reviews), each [n_items, d] or [n_items, 0] when
-        unused, and the mean the text was centred by (for items added later). Review vectors come
-        from the training events only, so no held-out review leaks."""
+    def _content(self, train: Interactions, catalog: ItemCatalog | None) -> None:
+        """Set the frozen, centred unit item vectors: ``content_`` (text) and ``review_content_``,
+        each [n_items, d] or [n_items, 0] when unused, ``text_mean_`` (the mean the text was
+        centred by, for items added later) and the catalogue's vector sets (``vector_content_``,
+        side by side, with ``vector_names_`` and ``vector_dims_``). Review vectors come from the
+        training events only, so no held-out review leaks."""
         cfg = self.config
         none = np.zeros((train.n_items, 0), np.float32)
-        if cfg.encoder == "none":
-            return none, none, np.zeros(0, np.float32)
-        if catalog is None:
+        self.content_, self.review_content_, self.text_mean_ = none, none, np.zeros(0, np.float32)
+        names = self._vector_sets(catalog)
+        if (cfg.encoder != "none" or names) and catalog is None:
             raise DataError(
-                f"{type(self).__name__} reads item text: call .fit(train, catalog), or set encoder = 'none'"
+                f"{type(self).__name__} reads item content: call .fit(train, catalog), or set encoder = 'none'"
             )
-        if len(catalog) != train.n_items:
+        if catalog is not None and len(catalog) != train.n_items:
             raise DataError(f"catalog has {len(catalog)} items but train has {train.n_items}; they must align")
+        sets = [centre(l2_normalize(catalog.vectors[n]))[0] for n in names] if catalog is not None else []
+        self.vector_content_ = np.hstack(sets) if sets else none
+        self.vector_names_ = ",".join(names)
+        self.vector_dims_ = np.array([m.shape[1] for m in sets], np.int64)
+        if cfg.encoder == "none":
+            if not names and not cfg.use_id:
+                raise DataError(
+                    f"{type(self).__name__}: nothing to read items by (encoder 'none', no vector sets, use_id false)"
+                )
+            return
         from facetrec.scoring.content_knn import ContentKNNConfig, encode_items
 
         settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
         with_reviews = cfg.reviews and train.review is not None
         text, reviews = encode_items(catalog, settings, train if with_reviews else None)
-        content, mean = centre(text.normalize().vectors)
-        return content, none if reviews is None else centre(reviews.vectors)[0], mean
+        self.content_, self.text_mean_ = centre(text.normalize().vectors)
+        if reviews is not None:
+            self.review_content_ = centre(reviews.vectors)[0]
+
+    def _vector_sets(self, catalog: ItemCatalog | None) -> list[str]:
+        """The names of the catalogue vector sets this model reads (``item_vectors``)."""
+        choice = self.config.item_vectors.strip()
+        available = sorted(catalog.vectors) if catalog is not None else []
+        if choice == "all":
+            return available
+        if choice == "none":
+            return []
+        wanted = [n.strip() for n in choice.split(",") if n.strip()]
+        missing = [n for n in wanted if n not in available]
+        if missing:
+            raise DataError(
+                f"{type(self).__name__}.item_vectors: the catalogue has no vector set {missing} "
+                f"(it has {available or 'none'}; import them with --item-vectors NAME=FILE)"
+            )
+        return wanted
+
+    def _matrices(self) -> list[np.ndarray]:
+        """The frozen content modalities in the item tower's order: text, reviews, each vector set."""
+        cuts = np.cumsum(self.vector_dims_)[:-1]
+        sets = np.split(self.vector_content_, cuts, axis=1) if len(self.vector_dims_) else []
+        return [self.content_, self.review_content_, *sets]
+
+    @property
+    def modalities(self) -> list[str]:
+        """The item tower's modalities in order (the present content ones, then "id")."""
+        self._require_fitted("modalities")
+        names = ["text", "reviews", *filter(None, self.vector_names_.split(","))]
+        present = [name for name, m in zip(names, self._matrices(), strict=True) if m.shape[1]]
+        return present + (["id"] if self.config.use_id else [])
+
+    def _build(self, counts: np.ndarray | None = None) -> FacetNet:
+        """A network for the fitted content (``counts``: the training counts, when training)."""
+        return FacetNet(self._matrices(), self.id_known_, self.config.net_config(self.modalities), counts)
 
     @property
     def interest_merge(self) -> str:
@@ -297,13 +393,13 @@ class FacetScorer(Scorer[FacetConfig]):
         new, _ = centre(l2_normalize(vectors), self.text_mean_)  # as the training items were
         old = self._model().state_dict()
         self.content_ = np.vstack([self.content_, new])
-        self.review_content_ = np.vstack(
-            [self.review_content_, np.zeros((m, self.review_content_.shape[1]), np.float32)]
-        )
+        for name in ("review_content_", "vector_content_"):  # new items have no reviews; their vectors are missing
+            matrix = getattr(self, name)
+            setattr(self, name, np.vstack([matrix, np.zeros((m, matrix.shape[1]), np.float32)]))
         self.id_known_ = np.r_[self.id_known_, np.zeros(m, np.uint8)]
         self.popularity_ = np.r_[self.popularity_, np.zeros(m, self.popularity_.dtype)]
         self.n_items_ += m
-        grown = FacetNet([self.content_, self.review_content_], self.id_known_, self.config.net_config())
+        grown = self._build()
         state = grown.state_dict()
         for name, value in old.items():
             state[name] = (
@@ -319,8 +415,7 @@ class FacetScorer(Scorer[FacetConfig]):
         """The network for ``weights_``, rebuilt once after load (or a change of weights)."""
         if self._net is not None and self._net[0] is self.weights_:
             return self._net[1]
-        net = FacetNet([self.content_, self.review_content_], self.id_known_, self.config.net_config())
-        net = load_flat_weights(net, self.weights_, type(self).__name__, self.config.device)
+        net = load_flat_weights(self._build(), self.weights_, type(self).__name__, self.config.device)
         self._net, self._items = (self.weights_, net), None
         return net
 
@@ -378,6 +473,21 @@ class FacetScorer(Scorer[FacetConfig]):
         self._require_fitted("item_vectors")
         net = self._model()
         return self._item_matrix(net).cpu().numpy()
+
+    @torch.no_grad()
+    def modality_contributions(self, vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """[m, M]: how much each modality (:attr:`modalities`) adds to the dot product of
+        ``vectors[r]`` (an interest, [m, hidden]) with item ``idx[r]``; a row sums to that dot
+        product, so its largest entry names the modality that made the item match."""
+        self._require_fitted("modality_contributions")
+        net = self._model()
+        if self._components is None or self._components[0] is not self.weights_:
+            was_training = net.training
+            net.eval()
+            self._components = (self.weights_, net.tower.components().cpu().numpy())
+            net.train(was_training)
+        parts = self._components[1][np.asarray(idx, np.int64)]  # [m, M, hidden]
+        return np.einsum("mkh,mh->mk", parts, np.asarray(vectors, np.float32))
 
     def encode_users(self, history: Interactions, users: np.ndarray) -> list[UserState]:
         """One :class:`UserState` per user: interests, weights and the attention on each history item.
