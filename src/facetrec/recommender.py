@@ -301,6 +301,8 @@ class Recommender:
                     k = min(n, len(self.catalog) - len(blocked[r]))
                     if k >= 1:
                         out[r] = ranker.rank(s, k, exclude_idx=blocked[r], now=now, explain=explain)
+                        if explain:
+                            out[r] = self._with_modality(out[r], s)
             scored = np.setdiff1d(rows, stated)
             with_events = scored[has_events[scored]]
             wanted = users[with_events]
@@ -316,6 +318,18 @@ class Recommender:
                                            exclude_idx=blocked[r], now=now, explain=explain)  # fmt: skip
                 out[r] = _popular(found, explain)
         return out
+
+    def _with_modality(self, found: ItemList, state: UserState) -> ItemList:
+        """``found`` with field "modality": for each item, the modality (text, image, audio, id,
+        ...) that added most to its match with the interest that produced it; only for models
+        whose item vectors fuse several (their score splits exactly by modality)."""
+        names = self.scorer.modalities
+        interest = found.fields.get("interest")
+        if len(names) < 2 or interest is None or not len(found):
+            return found
+        parts = self.scorer.modality_contributions(state.interests[interest], found.idx)
+        modality = np.array([names[j] for j in parts.argmax(1)], dtype=object)
+        return ItemList(found.idx, found.ids, found.scores, {**found.fields, "modality": modality})
 
     def popularity(self) -> np.ndarray:
         """Distinct users per item in the histories (counted on first use and when the catalogue
@@ -484,6 +498,8 @@ def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> l
             row["explanation"] = str(fields["explanation"][r])
             because = fields["because"][r] if "because" in fields else ()
             row["because"] = [str(recommender.items.id_of(int(b))) for b in because]
+        if "modality" in fields:
+            row["modality"] = str(fields["modality"][r])
         rows.append(row)
     return rows
 

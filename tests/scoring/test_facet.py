@@ -511,3 +511,21 @@ def test_cold_items_are_reached_through_their_image_vectors(synthetic):
     other = np.flatnonzero(syn.item_topic != syn.item_topic[0])
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert (unit[same_topic] @ unit[0]).mean() > (unit[other] @ unit[0]).mean()  # among the items it resembles
+
+
+def test_explanations_name_the_modality_that_made_each_item_match(synthetic):
+    from facetrec.recommender import Recommender, list_rows
+    from facetrec.types import Query
+
+    syn, split = synthetic
+    catalog = _with_vectors(syn)
+    scorer = FacetScorer(**{**TINY, "encoder": "none", "fusion": "attention", "epochs": 2}).fit(split.train, catalog)
+    recommender = Recommender(scorer, catalog, split.train)
+    user = str(split.train.users.id_of(0))
+    found = recommender.recommend(Query(user_id=user, n=8), explain=True)
+    state = recommender.scorer.encode_users(split.train, np.array([0]))[0]
+    parts = scorer.modality_contributions(state.interests[found.fields["interest"]], found.idx)
+    expected = [scorer.modalities[j] for j in parts.argmax(1)]
+    assert found.fields["modality"].tolist() == expected
+    assert [row["modality"] for row in list_rows(recommender, found, [])] == expected
+    assert "modality" not in recommender.recommend(Query(user_id=user, n=8)).fields  # only when asked

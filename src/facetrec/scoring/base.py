@@ -62,6 +62,16 @@ class Scorer(Component[C]):
         """[n_items, d] vectors in which the model ranks items (models that declare ``item_vectors``)."""
         raise ConfigError(f"{type(self).__name__} has no item vectors (capabilities: {sorted(self.capabilities.can)})")
 
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities fused into this model's item vectors, in order (empty: it fuses none)."""
+        return []
+
+    def modality_contributions(self, vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """[m, len(modalities)]: each modality's part of the dot product of ``vectors[r]`` with item
+        ``idx[r]`` (models whose ``modalities`` are not empty)."""
+        raise ConfigError(f"{type(self).__name__} fuses no modalities")
+
     def add_items(self, text_vectors: np.ndarray) -> None:
         """Append items after fitting, described by their raw text embeddings [m, d] (models that
         declare ``cold_items``); they are scored from then on without retraining."""

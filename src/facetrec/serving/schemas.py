@@ -78,6 +78,9 @@ class Item(BaseModel):
     label: str | None = None
     explanation: str | None = None
     because: list[str] | None = Field(None, description="Item ids of the history behind the explanation.")
+    modality: str | None = Field(
+        None, description="With explain: the modality (text, image, audio, id, ...) that most made the item match."
+    )
 
 
 class RecommendationsOut(BaseModel):
