@@ -141,6 +141,14 @@ def data_import(
         str | None,
         typer.Option(help="Text encoding of CSV/TSV/JSONL files (default utf-8), e.g. latin-1 or cp1252."),
     ] = None,
+    item_vectors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--item-vectors",
+            help="Precomputed item vectors NAME=PATH, a .npy (a row per item) or .parquet (item_id and a list "
+            "column) file, e.g. --item-vectors image=image_feat.npy (repeatable; see docs/data.md).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Import a public dataset (by name, from --path) or your own files into a dataset directory."""
@@ -149,7 +157,9 @@ def data_import(
     from facetrec.config import from_dict
     from facetrec.data.ingest import IngestOptions, InteractionColumns, ItemColumns, load_files
     from facetrec.data.sources import load_source
+    from facetrec.data.vectors import attach_item_vectors
 
+    vector_files = _vector_files(item_vectors)
     kcore = {"min_user_interactions": min_user, "min_item_interactions": min_item}
     given = {"date_format": date_format, "encoding": encoding}
     with warnings.catch_warnings(record=True) as caught:
@@ -186,6 +196,9 @@ def data_import(
                 dataset = load_files(
                     interactions, items, name=name, columns=columns, item_columns=item_columns, options=options
                 )
+        if vector_files:
+            with _stage(f"reading item vectors {', '.join(vector_files)}"):
+                dataset = attach_item_vectors(dataset, vector_files)
     if name:
         dataset = type(dataset)(name, dataset.interactions, dataset.catalog, dataset.notes, dataset.extras)
     with _stage(f"writing {out}"):
@@ -193,15 +206,36 @@ def data_import(
     developer_only = (DeprecationWarning, PendingDeprecationWarning)  # hidden by Python's default filters too
     warned = [str(w.message) for w in caught if not issubclass(w.category, developer_only)]
     i = dataset.interactions
+    vectors = {k: {"dim": v.shape[1], "items": int(v.any(axis=1).sum())} for k, v in dataset.catalog.vectors.items()}
     if as_json:
         counts = {"interactions": len(i), "users": i.n_users, "items": i.n_items}
-        _emit({"name": dataset.name, "path": str(out), **counts, "notes": list(dataset.notes), "warnings": warned})
+        notes = {"notes": list(dataset.notes), "warnings": warned}
+        _emit({"name": dataset.name, "path": str(out), **counts, "vectors": vectors, **notes})
         return
     _print_import_messages(dataset.notes, warned)
+    sets = "".join(f", {k} vectors ({v['dim']}-d)" for k, v in vectors.items())
     console.print(
         f"imported [bold]{dataset.name}[/bold]: {len(i):,} interactions, {i.n_users:,} users, "
-        f"{i.n_items:,} items -> {out}"
+        f"{i.n_items:,} items{sets} -> {out}"
     )
+
+
+def _vector_files(values: list[str] | None) -> dict[str, Path]:
+    """--item-vectors NAME=PATH values by name; a name given twice is an error, not a silent overwrite."""
+    from facetrec.data.vectors import check_name
+
+    out: dict[str, Path] = {}
+    for value in values or []:
+        key, sep, path = (part.strip() for part in value.partition("="))
+        if not sep or not key or not path:
+            raise typer.BadParameter(
+                f"expected NAME=PATH such as image=image.npy, got {value!r}", param_hint="--item-vectors"
+            )
+        if key in out:
+            raise typer.BadParameter(f"{key!r} is given twice", param_hint="--item-vectors")
+        check_name(key)
+        out[key] = Path(path)
+    return out
 
 
 def _import_table(config: Path | None) -> dict:
@@ -235,7 +269,7 @@ def data_inspect(
     directory: Annotated[Path, typer.Argument(help="A dataset directory from `data import`.")],
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Print counts, sparsity, sequence-length and popularity distributions and text coverage."""
+    """Print counts, sparsity, sequence-length and popularity distributions, text and vector coverage."""
     from dataclasses import asdict
 
     from facetrec.console import stats_tables
@@ -244,12 +278,28 @@ def data_inspect(
 
     with _stage(f"loading {directory}"):
         dataset = Dataset.load(directory)
+    stats = describe(dataset)
     if as_json:
-        _emit({**asdict(describe(dataset)), "notes": list(dataset.notes)})
+        _emit({**asdict(stats), "notes": list(dataset.notes)})
         return
-    for table in stats_tables(describe(dataset)):
+    for table in stats_tables(stats):
         console.print(table)
+    if stats.vectors:
+        console.print(_vectors_table(stats.vectors))
     _print_notes(dataset.notes)
+
+
+def _vectors_table(vectors: dict):  # type: ignore[no-untyped-def]
+    """The precomputed item vector sets: name, dimensions and share of items that have a vector."""
+    from rich.table import Table
+
+    table = Table(title="item vectors")
+    table.add_column("name")
+    table.add_column("dims", justify="right")
+    table.add_column("share of items", justify="right")
+    for name, stats in vectors.items():
+        table.add_row(name, str(stats.dim), f"{stats.coverage:.1%}")
+    return table
 
 
 @data_app.command("synth")

@@ -5,7 +5,7 @@ The numbers are computed here as plain dataclasses; rendering (rich tables) is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,15 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class VectorStats:
+    """One set of precomputed item vectors: its width and how many items it covers."""
+
+    dim: int
+    coverage: float
+    """Share of items with a vector (a non-zero row; zero rows mean missing)."""
+
+
+@dataclass(frozen=True)
 class DatasetStats:
     name: str
     interactions: int
@@ -53,6 +62,8 @@ class DatasetStats:
     """Catalogue items with no interaction."""
     coverage: dict[str, float]
     """Field -> share of items (or, for reviews, of events) that have it."""
+    vectors: dict[str, VectorStats] = field(default_factory=dict)
+    """Name -> the catalogue's precomputed item vectors of that name (image, audio, ...)."""
 
 
 def describe(dataset: Dataset) -> DatasetStats:
@@ -90,6 +101,10 @@ def describe(dataset: Dataset) -> DatasetStats:
         gini=_gini(ordered),
         cold_items=int((item_counts == 0).sum()),
         coverage=coverage,
+        vectors={
+            name: VectorStats(matrix.shape[1], float(matrix.any(axis=1).mean()) if len(matrix) else 0.0)
+            for name, matrix in catalog.vectors.items()
+        },
     )
 
 
