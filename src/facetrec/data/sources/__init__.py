@@ -4,7 +4,7 @@
 into a :class:`~facetrec.data.dataset.Dataset`; :func:`facetrec.data.sources.fetch.fetch`
 downloads and verifies them. Every reader goes through :func:`facetrec.data.ingest.build_dataset`,
 so validation, de-duplication and notes are the same as for a user's own files. Sources without
-published files (the sequence files of research code) are read from a local folder only.
+published files (the sequence files and features of research code) are read from a local folder only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facetrec.data.dataset import Dataset
-from facetrec.data.sources import _common, amazon, goodbooks, mind, movielens, sequences
+from facetrec.data.sources import _common, amazon, goodbooks, mind, movielens, sequences, tiktok
 from facetrec.errors import DataError
 
 __all__ = ["SOURCES", "RemoteFile", "Source", "find_root", "get_source", "load_source"]
@@ -259,6 +259,16 @@ SOURCES: dict[str, Source] = {
             goodbooks.LAYOUT,
             goodbooks.HOMEPAGE,
             "CC BY-SA 4.0 (attribute; share derivatives alike).",
+        ),
+        Source(
+            "tiktok-mm",
+            "TikTok micro-videos as HKUDS ships them for MMSSL/DiffMM: 68,722 clicks of 9,308 users on 6,710 "
+            "videos with 128-d image and audio vectors, no times; option split: train, valid, test or all.",
+            tiktok.load_tiktok_mm,
+            (),
+            tiktok.LAYOUT,
+            tiktok.HOMEPAGE,
+            "Unknown: no licence is published; research use only, do not redistribute.",
         ),
     )
 }
