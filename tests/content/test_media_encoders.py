@@ -329,6 +329,23 @@ def test_transparent_pixels_become_white() -> None:
     assert decode_image(buffer.getvalue()).getpixel((0, 0)) == (255, 255, 255)
 
 
+@pytest.mark.parametrize("name", ["clip", "siglip-vision"])
+def test_the_exported_image_tower_gives_the_torch_vectors(models: dict[str, Path], tmp_path: Path, name: str) -> None:
+    import onnxruntime
+    import torch
+
+    encoder = media_encoder("image", str(models[name]))
+    path = encoder.export_onnx(tmp_path / "onnx" / "image.onnx")
+    pixels = torch.cat([
+        encoder._prepare(decode_image(draw(tmp_path / f"{c}.png", "circle", c).read_bytes()))["pixel_values"]
+        for c in COLOURS
+    ])  # fmt: skip
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (vectors,) = session.run(["vectors"], {"pixel_values": pixels.numpy()})
+    expected = encoder.embed({"pixel_values": pixels})
+    np.testing.assert_allclose(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), expected, atol=1e-5)
+
+
 # ---------------------------------------------------------------------- audio
 
 
