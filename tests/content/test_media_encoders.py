@@ -337,7 +337,7 @@ def test_the_exported_image_tower_gives_the_torch_vectors(models: dict[str, Path
     encoder = media_encoder("image", str(models[name]))
     path = encoder.export_onnx(tmp_path / "onnx" / "image.onnx")
     pixels = torch.cat([
-        encoder._prepare(decode_image(draw(tmp_path / f"{c}.png", "circle", c).read_bytes()))["pixel_values"]
+        encoder.inputs(draw(tmp_path / f"{c}.png", "circle", c).read_bytes())["pixel_values"]
         for c in COLOURS
     ])  # fmt: skip
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

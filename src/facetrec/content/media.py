@@ -229,7 +229,7 @@ class MediaItemEncoder(ABC):
 
     @abstractmethod
     def _forward(self, batch: dict[str, Any]) -> Any:
-        """One vector per batch row (a float tensor [b, d]), under ``torch.inference_mode``."""
+        """One vector per batch row (a float tensor [b, d]); the caller turns off gradients."""
 
     @abstractmethod
     def _blank(self) -> Any:
@@ -240,6 +240,10 @@ class MediaItemEncoder(ABC):
         if self._model is None:
             self._model = self._load_model().eval()
         return self._model
+
+    def inputs(self, data: bytes) -> dict[str, Any]:
+        """Model inputs for one file's bytes (batch dimension 1); MediaError if the file is undecodable."""
+        return self._prepare(self._decode(data))
 
     def embed(self, batch: dict[str, Any]) -> np.ndarray:
         """Unit-norm float32 vectors [b, d] for prepared inputs (deterministic: eval mode, no dropout)."""
@@ -327,7 +331,7 @@ class _Run:
         for key, data in zip(keys, contents, strict=True):
             if isinstance(key, bytes) and not self.known(key):
                 try:
-                    inputs = self.encoder._prepare(self.encoder._decode(data))  # type: ignore[arg-type]
+                    inputs = self.encoder.inputs(data)  # type: ignore[arg-type]
                 except MediaError as exc:
                     self.errors[key] = one_line(str(exc))
                     continue
