@@ -51,15 +51,13 @@ def events(dataset: Dataset) -> list[tuple[str, str, int]]:
 def test_all_rows_positions_as_times_and_vectors(tmp_path: Path) -> None:
     ds = load_source("tiktok-mm", write_tiktok(tmp_path))
     assert ds.name == "tiktok-mm"
-    assert events(ds) == [
-        ("0", "1", 0),
-        ("0", "3", 1),
-        ("0", "4", 2),
-        ("1", "0", 0),
-        ("1", "2", 1),
-        ("2", "1", 0),
-        ("2", "3", 1),
-    ]
+    found = events(ds)
+    assert sorted((u, t) for u, t, _ in found) == [
+        ("0", "1"), ("0", "3"), ("0", "4"), ("1", "0"), ("1", "2"), ("2", "1"), ("2", "3")
+    ]  # fmt: skip
+    for user, n in (("0", 3), ("1", 2), ("2", 2)):  # each user's times: 0..n-1 in a random order
+        assert sorted(ts for u, _, ts in found if u == user) == list(range(n))
+    assert found == events(load_source("tiktok-mm", write_tiktok(tmp_path)))  # the same order on every import
     assert ds.catalog.items.ids.tolist() == ["0", "1", "2", "3", "4", "5"]  # every feature row, clicked or not
     image = ds.catalog.vectors["image"]
     assert image.dtype == np.float32 and image.shape == (6, 2)
@@ -69,7 +67,7 @@ def test_all_rows_positions_as_times_and_vectors(tmp_path: Path) -> None:
     assert ds.extras["split_counts"] == {"train": 5, "valid": 1, "test": 1}
     assert ds.extras["item_vectors"] == {"image": "image_feat.npy", "audio": "audio_feat.npy"}
     notes = "\n".join(ds.notes)
-    assert "interactions.csv.gz: no timestamps; each event's time is its position among its user's rows" in notes
+    assert "interactions.csv.gz: no timestamps; each user's events get the times 0, 1, 2, ... in a seeded" in notes
     assert "image_feat.npy: 1 catalogue items have no interactions; they are kept as cold-start items" in notes
     assert "audio_feat.npy: item vectors 'audio', 2 dims: 5 of 6 items have one, 1 are missing" in notes
 
@@ -78,9 +76,10 @@ def test_parts_share_vocabularies_and_make_the_published_split(tmp_path: Path) -
     root = write_tiktok(tmp_path)
     train, valid, test = (load_source("tiktok-mm", root, split=s) for s in ("train", "valid", "test"))
     assert (train.name, valid.name, test.name) == ("tiktok-mm-train", "tiktok-mm-valid", "tiktok-mm-test")
-    assert events(train) == [("0", "1", 0), ("0", "4", 2), ("1", "0", 0), ("2", "1", 0), ("2", "3", 1)]
-    assert events(valid) == [("0", "3", 1)]
-    assert events(test) == [("1", "2", 1)]  # times are positions in the whole file, the same in every part
+    whole = set(events(load_source("tiktok-mm", root)))
+    parts = [events(train), events(valid), events(test)]
+    assert [len(p) for p in parts] == [5, 1, 1] and set().union(*parts) == whole  # times as in the whole file
+    assert [(u, t) for u, t, _ in parts[1] + parts[2]] == [("0", "3"), ("1", "2")]
     for part in (valid, test):
         assert part.interactions.users == train.interactions.users and part.catalog.items == train.catalog.items
     assert test.interactions.n_users == 3 and test.interactions.n_items == 6

@@ -2,9 +2,10 @@
 
 ``interactions.csv.gz`` holds ``user_id,item_id,split``: 0-based user and item numbers and the
 published ``train``/``valid``/``test`` part of each click; ``image_feat.npy`` and
-``audio_feat.npy`` hold one 128-d vector per item, row i for item i. There are no times: the
-file is sorted by user, then item, so each event's timestamp is its position among its user's
-rows (0, 1, 2, ...) and nothing about order is real.
+``audio_feat.npy`` hold one 128-d vector per item, row i for item i. There are no times, and the
+file is sorted by user, then item: an order a sequence model would learn as if it were real
+("the next click has a larger id"). So each user's events get the times 0, 1, 2, ... in a seeded
+random order (the same on every import), and nothing about order is real.
 
 Option ``split`` picks a part (``train``, ``valid``, ``test``) or ``all`` (default). Every
 part keeps the full user and item vocabularies in the same order, so that the parts of one
@@ -61,13 +62,14 @@ def load_tiktok_mm(path: Path, *, split: str = "all") -> Dataset:
         fix = f"item ids are the rows of {VECTORS['image']}, 0..{n_items - 1}"
         raise parse.failure(where, "item_id", unknown, events["item_id"], "ids without a feature row", fix)
     codes = pd.factorize(users)[0]
-    events["position"] = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    shuffle = pd.Series(np.random.default_rng(0).random(len(events)))  # fixed: every import agrees
+    events["position"] = shuffle.groupby(codes).rank(method="first").to_numpy(np.int64) - 1
     counts = {s: int((part == s).sum()) for s in SPLITS}
     keep = np.ones(len(events), bool) if split == "all" else (part == split).to_numpy()
     notes = [
-        f"{where}: no timestamps; each event's time is its position among its user's rows, which the file "
-        "orders by item id, so there is no time order: use the published split (option split) or a random "
-        "split, never a temporal or leave-one-out one"
+        f"{where}: no timestamps; each user's events get the times 0, 1, 2, ... in a seeded random order "
+        "(the file orders them by item id), so there is no time order: use the published split (option "
+        "split) or a random split, never a temporal or leave-one-out one"
     ]
     if split != "all":
         notes.append(f"{where}: split={split}: kept the {counts[split]:,} {split} rows of {len(events):,}")
