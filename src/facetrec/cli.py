@@ -893,35 +893,53 @@ def _trials_table(result):  # type: ignore[no-untyped-def]
 @app.command()
 def encode(
     dataset: Annotated[Path, typer.Option(help="A dataset directory; the embeddings are written into it.")],
+    modality: Annotated[
+        str,
+        typer.Option(
+            help="text (title, categories, tags, description), or image / audio (the catalogue's image or "
+            "audio files and URLs, stored as the dataset's item vectors of that name)."
+        ),
+    ] = "text",
     model: Annotated[
         str,
         typer.Option(
-            help="minilm (bundled, offline), lexical (TF-IDF + LSA), or a sentence-transformers "
-            "model name or local path."
+            help="text: minilm (bundled, offline), lexical (TF-IDF + LSA), or a sentence-transformers model name "
+            "or local path; image: a CLIP/SigLIP (or other vision) model; audio: a CLAP, AST or wav2vec2 model, "
+            "each by local path or hub name."
         ),
     ] = "minilm",
     backend: Annotated[
-        str, typer.Option(help="torch, or onnx (int8-quantised ONNX Runtime, faster on CPUs).")
+        str, typer.Option(help="torch, or onnx (int8-quantised ONNX Runtime, faster on CPUs; text only).")
     ] = "torch",
     max_tokens: Annotated[int, typer.Option(help="Truncate item texts to this many tokens.")] = 128,
+    root: Annotated[
+        Path | None, typer.Option(help="image/audio: the folder that relative file paths in the catalogue start from.")
+    ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(help="Embedding cache (default: $FACETREC_CACHE_DIR/embeddings); nothing is encoded twice."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Encode every item's text (title, categories, tags, description) into item embeddings."""
-    from facetrec.content.item_encoder import TextItemEncoder
-    from facetrec.content.store import save_item_embeddings
+    """Encode every item's text, image or audio into item embeddings."""
     from facetrec.data.dataset import Dataset
 
+    if modality not in ("text", "image", "audio"):
+        raise typer.BadParameter("choose text, image or audio", param_hint="--modality")
     if backend not in ("torch", "onnx"):
         raise typer.BadParameter("choose torch or onnx", param_hint="--backend")
-    if backend == "onnx" and model != "minilm":
+    if backend == "onnx" and (model != "minilm" or modality != "text"):
         raise typer.BadParameter("the onnx backend is wired for the bundled minilm model", param_hint="--backend")
-    name = "minilm-onnx-int8" if backend == "onnx" else model
+    store = str(cache or _cache_dir() / "embeddings")
     data = Dataset.load(dataset)
-    encoder = TextItemEncoder(encoder=name, max_tokens=max_tokens, store_dir=str(cache or _cache_dir() / "embeddings"))
+    if modality != "text":
+        _encode_media(dataset, data, modality, model, root, store, as_json)
+        return
+    from facetrec.content.item_encoder import TextItemEncoder
+    from facetrec.content.store import save_item_embeddings
+
+    name = "minilm-onnx-int8" if backend == "onnx" else model
+    encoder = TextItemEncoder(encoder=name, max_tokens=max_tokens, store_dir=store)
     _note(f"encoding {len(data.catalog):,} items with {name}")
     embeddings = encoder.encode(data.catalog, progress=True)  # a bar with items/s and ETA on stderr
     save_item_embeddings(embeddings, dataset)
@@ -929,6 +947,28 @@ def encode(
         _emit({"path": str(dataset), "items": len(embeddings), "dim": embeddings.dim, "encoder": embeddings.encoder_id})
         return
     console.print(f"wrote {len(embeddings):,} x {embeddings.dim} embeddings ({embeddings.encoder_id}) to {dataset}")
+
+
+def _encode_media(directory: Path, data, modality: str, model: str, root: Path | None, store: str, as_json: bool):  # type: ignore[no-untyped-def]
+    """Encode the catalogue's image or audio references and store them as the item vectors ``modality``."""
+    from dataclasses import replace
+
+    from facetrec.content.media import media_encoder
+
+    encoder = media_encoder(modality, model, store_dir=store, root=None if root is None else str(root))
+    _note(f"encoding the {modality} of {len(data.catalog):,} items with {model}")
+    found = encoder.encode(data.catalog, progress=True)
+    catalog = replace(data.catalog, vectors={**data.catalog.vectors, modality: found.embeddings.vectors})
+    note = f"{modality} vectors encoded with {found.embeddings.encoder_id}: {found.summary()}"
+    type(data)(data.name, data.interactions, catalog, (*data.notes, note), data.extras).save(directory)
+    if as_json:
+        _emit({
+            "path": str(directory), "modality": modality, "items": len(catalog), "dim": found.embeddings.dim,
+            "encoded": found.encoded, "missing": found.missing, "failed": found.failed,
+            "encoder": found.embeddings.encoder_id,
+        })  # fmt: skip
+        return
+    console.print(f"wrote {modality} vectors ({found.embeddings.dim}-d) into {directory}: {found.summary()}")
 
 
 @app.command()

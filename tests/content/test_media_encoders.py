@@ -450,3 +450,39 @@ def test_the_encoder_id_names_modality_model_and_settings(models: dict[str, Path
     assert isinstance(image, ImageItemEncoder) and isinstance(audio, AudioItemEncoder)
     assert image.encoder_id.startswith("image:clip@") and image.dim == 16
     assert audio.encoder_id.startswith("audio:clap@") and "max_s=2|" in audio.encoder_id  # CLAP hears 2 s at most
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+def test_encode_command_stores_image_vectors_in_the_dataset(models: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from facetrec.cli import app
+    from facetrec.data.dataset import Dataset
+    from facetrec.types import Interactions
+
+    media = tmp_path / "media"
+    draw(media / "a.png", "square", "red")
+    draw(media / "b.png", "circle", "blue")
+    items = Vocabulary(["a", "b", "c"], "item")
+    catalog = ItemCatalog(items, image=np.array(["a.png", "b.png", "gone.png"], dtype=object))
+    users = Vocabulary(["u"], "user")
+    events = Interactions(
+        user_idx=np.array([0, 0]), item_idx=np.array([0, 1]), timestamp=np.array([1, 2]), users=users, items=items
+    )
+    Dataset("pics", events, catalog).save(tmp_path / "data")
+    args = ["encode", "--dataset", str(tmp_path / "data"), "--modality", "image", "--model", str(models["clip"])]
+    args += ["--root", str(media), "--cache", str(tmp_path / "cache"), "--json"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["encoded"], report["missing"], list(report["failed"])) == (2, 0, ["c"])
+    vectors = Dataset.load(tmp_path / "data").catalog.vectors["image"]
+    assert vectors.shape == (3, report["dim"])
+    np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, rtol=1e-5)
+    assert not vectors[2].any()  # the missing file is a missing modality, not a vector
+    bad = CliRunner().invoke(app, ["encode", "--dataset", str(tmp_path / "data"), "--modality", "video"])
+    assert bad.exit_code == 2 and "choose text, image or audio" in bad.output
