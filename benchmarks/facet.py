@@ -45,7 +45,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "facet-sampled": ("facet", {"full_softmax_max_items": 0}),
     "facet-future": ("facet", {"future_window": 20}),
     "facet-hard": ("facet", {"routing": "hard"}),
-    "facet-no-text": ("facet", {"encoder": "none", "fusion": "mean"}),
+    "facet-no-text": ("facet", {"encoder": "none", "fusion": "weighted"}),
     "facet-no-id": ("facet", {"use_id": False}),
     "facet-no-time": ("facet", {"time_features": False}),
     "facet-no-events": ("facet", {"event_features": False}),

@@ -71,7 +71,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "facet": ("facet", {}),
     "facet-k1": ("facet", {"interests": 1}),
     "facet-hard": ("facet", {"routing": "hard"}),
-    "facet-no-text": ("facet", {"encoder": "none", "fusion": "mean"}),
+    "facet-no-text": ("facet", {"encoder": "none", "fusion": "weighted"}),
     "facet-no-id": ("facet", {"use_id": False}),
 }
 """Benchmark name -> (registry kind, overrides on top of the dataset's recipe)."""
