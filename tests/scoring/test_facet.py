@@ -529,3 +529,32 @@ def test_explanations_name_the_modality_that_made_each_item_match(synthetic):
     assert found.fields["modality"].tolist() == expected
     assert [row["modality"] for row in list_rows(recommender, found, [])] == expected
     assert "modality" not in recommender.recommend(Query(user_id=user, n=8)).fields  # only when asked
+
+
+def test_shuffled_rows_keep_their_events_and_predict_each_from_the_ones_before():
+    from facetrec.interests.sequences import shuffled
+
+    items = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 8]])
+    target = torch.tensor([[0, 0, 6, 7, 9], [2, 3, 4, 8, 10]])
+    signals = items.unsqueeze(-1).float().repeat(1, 1, 3)  # a per-event input that must move with its event
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = shuffled({"items": items, "target": target, "signals": signals})
+        assert out["items"][0, :2].tolist() == [0, 0] and out["target"][0, :2].tolist() == [0, 0]  # padding stays
+        for row in range(2):
+            assert sorted(out["items"][row].tolist()) == sorted(items[row].tolist())
+            assert (
+                out["target"][row, :-1][out["items"][row, :-1] > 0].tolist()
+                == out["items"][row, 1:][out["items"][row, :-1] > 0].tolist()
+            )  # each real event's target is the next one in the new order
+            assert int(out["target"][row, -1]) == int(target[row, -1])  # the row's own next event
+        assert torch.equal(out["signals"][..., 0], out["items"].float())
+        seen.add(tuple(out["items"][1].tolist()))
+    assert len(seen) > 5  # a fresh order per call
+
+
+def test_shuffle_order_trains_a_facet_model(synthetic):
+    _, split = synthetic
+    scorer = FacetScorer(**{**TINY, "encoder": "none", "shuffle_order": True, "time_features": False}).fit(split.train)
+    assert np.isfinite(scorer.losses_).all() and len(scorer.losses_) == TINY["epochs"]

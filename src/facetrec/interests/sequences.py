@@ -63,6 +63,10 @@ class SequenceModelConfig:
     thousand items on (the facet model pays it once per interest); 0: always sampled."""
     negatives: int = 1024
     """Shared negatives per step for the sampled softmax, drawn by training popularity."""
+    shuffle_order: bool = False
+    """For data whose order is not real (TikTok's clicks have no times): every training step reads
+    each row's events in a fresh random order, so the model learns which items go together rather
+    than an order that is not there, and sees new prefixes every epoch."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -145,21 +149,38 @@ class TrainingWindows:
 
     ``windows`` holds ``items`` [rows, width] (and any per-event inputs aligned with it) and
     ``target``, the events one later; :func:`training_rows` says which events each row reads.
+    With ``shuffle``, each batch permutes every row's events (and their inputs) at random and
+    predicts each from the ones before it in that order; a row's last target stays its own.
     """
 
-    def __init__(self, windows: Mapping[str, np.ndarray]) -> None:
-        self.windows = dict(windows)
+    def __init__(self, windows: Mapping[str, np.ndarray], shuffle: bool = False) -> None:
+        self.windows, self.shuffle = dict(windows), shuffle
 
     def __len__(self) -> int:
         return len(self.windows["target"])
 
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        return trimmed(self.windows, rows.numpy())
+        batch = trimmed(self.windows, rows.numpy())
+        return shuffled(batch) if self.shuffle else batch
 
     @staticmethod
     def weight(batch: Mapping[str, torch.Tensor]) -> int:
         """Predictions in a batch: the positions with a real target, which its loss averages over."""
         return int((batch["target"] > 0).sum())
+
+
+def shuffled(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``batch`` with each row's real events in a random order (torch's seeded generator); padding
+    stays on the left, every per-event input moves with its event, and the targets follow the new
+    order (the last column keeps the row's own next event)."""
+    items = batch["items"]
+    keys = torch.rand(items.shape).masked_fill(items == 0, -1.0)  # padding sorts first
+    order = keys.argsort(1)
+    out = {k: (v.gather(1, order.view(*order.shape, *([1] * (v.dim() - 2))).expand_as(v)) if k != "target" else v)
+           for k, v in batch.items()}  # fmt: skip
+    nxt = torch.cat([out["items"][:, 1:], batch["target"][:, -1:]], 1)
+    out["target"] = nxt.masked_fill(out["items"] == 0, 0)
+    return out
 
 
 def ndcg_at_10(scores: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

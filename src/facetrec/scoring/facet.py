@@ -253,7 +253,7 @@ class FacetScorer(Scorer[FacetConfig]):
             def validate() -> float:
                 return validation(lambda history, users: self._scores(net, history, users))
 
-        data = TrainingWindows(windows)
+        data = TrainingWindows(windows, shuffle=cfg.shuffle_order)
         history = fit_loop(net, cfg.train_config(), data=data, validate=validate, description=type(self).__name__)
         net.eval()
         self.weights_ = nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()

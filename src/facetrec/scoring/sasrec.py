@@ -197,7 +197,8 @@ class SASRecScorer(Scorer[SASRecConfig]):
             def validate() -> float:
                 return validation(scores)
 
-        data = TrainingWindows({"items": inputs.astype(np.int64), "target": targets.astype(np.int64)})
+        windows = {"items": inputs.astype(np.int64), "target": targets.astype(np.int64)}
+        data = TrainingWindows(windows, shuffle=cfg.shuffle_order)
         history = fit_loop(model, cfg.train_config(), data=data, validate=validate, description="SASRec")
         model.eval()
 
