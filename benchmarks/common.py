@@ -29,6 +29,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+def device() -> str:
+    """What produced a row: the torch device and, on a CPU, its model and core count."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        cpu = names[0] if names else cpu
+    return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
 def data_root() -> Path:
     """Where the real datasets are: $FACETREC_DATA_DIR, else ../shared/datasets beside the checkout."""
     return Path(os.environ.get("FACETREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets"))

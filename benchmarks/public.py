@@ -18,8 +18,6 @@ validation NDCG@10 against training seconds (time to accuracy).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import sys
 import time
@@ -31,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, RunCache, data_root, git_commit, write_results
+from common import RESULTS, RunCache, data_root, device, git_commit, write_results
 
 RUNS = RESULTS / "public_runs.jsonl"
 METRICS = ("ndcg@10", "hr@10", "ndcg@20", "recall@20")
@@ -87,20 +85,6 @@ def load(name: str):
 
     source, folder, options = DATASETS[name]
     return load_source(source, data_root() / folder, **options)
-
-
-def device() -> str:
-    """What produced a row: the torch device and, on a CPU, its model and core count."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = names[0] if names else cpu
-    return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def model_params(dataset: str, model: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
