@@ -46,6 +46,11 @@ class TestIdOnlyFacetConformance(ScorerConformance):
     params: ClassVar[dict[str, Any]] = {**TINY, "encoder": "none", "fusion": "weighted", "interests": 2}
 
 
+class TestInterestFusionConformance(ScorerConformance):
+    component = FacetScorer
+    params: ClassVar[dict[str, Any]] = {**TINY, "fusion": "attention", "interest_fusion": True}
+
+
 class TestSASRecTextConformance(ScorerConformance):
     component = SASRecTextScorer
     params: ClassVar[dict[str, Any]] = TINY
@@ -558,3 +563,22 @@ def test_shuffle_order_trains_a_facet_model(synthetic):
     _, split = synthetic
     scorer = FacetScorer(**{**TINY, "encoder": "none", "shuffle_order": True, "time_features": False}).fit(split.train)
     assert np.isfinite(scorer.losses_).all() and len(scorer.losses_) == TINY["epochs"]
+
+
+def test_interest_fusion_lets_each_interest_weigh_the_modalities_its_own_way(synthetic):
+    syn, split = synthetic
+    catalog = _with_vectors(syn)
+    params = {**TINY, "encoder": "none", "fusion": "attention", "interest_fusion": True, "epochs": 2}
+    scorer = FacetScorer(**params).fit(split.train, catalog)
+    m, hidden = len(scorer.modalities), TINY["hidden"]
+    vectors = scorer.item_vectors()
+    assert vectors.shape == (len(catalog), m * hidden)  # the modality parts side by side
+    state = scorer.encode_users(split.test.history, np.array([3]))[0]
+    assert state.interests.shape[1] == m * hidden
+    idx = np.arange(12)
+    parts = scorer.modality_contributions(np.repeat(state.interests[:1], len(idx), 0), idx)
+    np.testing.assert_allclose(parts.sum(1), vectors[idx] @ state.interests[0], rtol=1e-4, atol=1e-5)
+    net = scorer._model()
+    with torch.no_grad():
+        weights = torch.softmax(net.interest_gate(torch.randn(5, hidden)), -1)
+    assert not torch.allclose(weights, weights[:1].expand_as(weights))  # interests differ in what they read

@@ -56,6 +56,7 @@ class FacetNetConfig:
     id_dropout: float
     fusion: str
     fusion_weights: tuple[float, ...] | None
+    interest_fusion: bool
     experts: int
     distinct_weight: float
     full_softmax_max_items: int
@@ -468,25 +469,51 @@ class FacetNet(nn.Module):
         self.sampled = len(seen) > cfg.full_softmax_max_items
         q = None if counts is None else popularity_distribution(counts)
         self.register_buffer("q", q, persistent=False)
+        self.modalities = len(matrices) + int(cfg.use_id)
+        fuse = cfg.interest_fusion and self.modalities > 1
+        self.interest_gate = nn.Linear(cfg.hidden, self.modalities) if fuse else None
+        if self.interest_gate is not None:  # start as the item's own fusion, the same for every interest
+            nn.init.zeros_(self.interest_gate.weight)
+            nn.init.zeros_(self.interest_gate.bias)
+
+    def item_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs [n_items, hidden], outputs [n_items, D]): the vector the Transformer reads for
+        each item, and the one interests score it by. They are the same fused vector, except with
+        ``interest_fusion``, where the outputs are the item's modality parts side by side
+        (D = M x hidden) so that each interest can weigh them its own way (:meth:`expand`)."""
+        parts = self.tower.components()
+        inputs = parts.sum(1)
+        return inputs, (parts.flatten(1) if self.interest_gate is not None else inputs)
 
     def item_vectors(self) -> torch.Tensor:
-        """[n_items, hidden]: every item's vector (the tower's output)."""
-        return self.tower()
+        """[n_items, D]: every item's vector as interests score it."""
+        return self.item_tables()[1]
+
+    def expand(self, interests: torch.Tensor) -> torch.Tensor:
+        """Interests [..., hidden] as they score the output item vectors: unchanged, or with
+        ``interest_fusion`` [..., M x hidden], the interest once per modality, scaled by that
+        interest's own attention over the modalities (M x a softmax, so that equal weights
+        reproduce the item's own fusion). The score stays one dot product, so retrieval by
+        nearest neighbours and the per-modality split of explanations hold as they are."""
+        if self.interest_gate is None:
+            return interests
+        weights = self.modalities * torch.softmax(self.interest_gate(interests), -1)
+        return (weights.unsqueeze(-1) * interests.unsqueeze(-2)).flatten(-2)
 
     def forward(self, batch: dict[str, torch.Tensor], items: torch.Tensor, last_only: bool = False):
-        """(interests, log gate weights, attention) for a batch of windows, given all item vectors
-        ``items`` [n_items, hidden] (computed once per step: every row shares them).
+        """(interests, log gate weights, attention) for a batch of windows, given the input table
+        ``items`` [n_items, hidden] (:meth:`item_tables`, computed once per step: rows share it).
 
-        Shapes: [batch, width, K, hidden], [batch, width, K] and [batch, K, width, width] at every
-        position, or with ``last_only`` [batch, K, hidden], [batch, K] and [batch, K, width] at
-        the most recent one (scoring a user).
+        Shapes: [batch, width, K, D], [batch, width, K] and [batch, K, width, width] at every
+        position, or with ``last_only`` [batch, K, D], [batch, K] and [batch, K, width] at the
+        most recent one (scoring a user); D is the output item vectors' width.
         """
         table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
         vectors = table[batch["items"]]
         states = self.encoder.states(vectors, batch)
         values = vectors if self.config.interest_values == "items" else states
         interests, attention = self.encoder.interests(states, values, batch["items"] == 0, last_only)
-        return interests, self.encoder.log_weights(states, last_only), attention
+        return self.expand(interests), self.encoder.log_weights(states, last_only), attention
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The next-item loss at every position with a real ``batch["target"]``, routed over the
@@ -501,8 +528,8 @@ class FacetNet(nn.Module):
         """
         cfg = self.config
         target = batch["target"]
-        items = self.item_vectors()
-        interests, log_weights, _ = self(batch, items)
+        inputs, items = self.item_tables()
+        interests, log_weights, _ = self(batch, inputs)
         real = target > 0
         chosen = interests[real]  # [P, K, hidden]
         wanted = [target[real] - 1]

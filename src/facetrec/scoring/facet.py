@@ -89,6 +89,10 @@ class FacetConfig(SequenceModelConfig):
     dimension), "weighted" (one weight per modality, learned or ``fusion_weights``), "gate"
     (cosine-similarity gating), "attention" (a learned query over an item's modalities) or
     "concat" (concatenation + projection)."""
+    interest_fusion: bool = False
+    """Each interest also weighs the item's modalities its own way (attention over modalities per
+    interest: a music interest can lean on audio, a cooking one on pictures); item vectors are
+    then the modality parts side by side (modalities x hidden wide)."""
     fusion_weights: str = ""
     """Fixed weights for fusion "weighted", e.g. "id=2,image=1,audio=1" (modalities: text,
     reviews, each vector set's name, id; an unnamed one weighs 1); empty: learned weights."""
@@ -218,7 +222,7 @@ class FacetScorer(Scorer[FacetConfig]):
     def __init__(self, config: FacetConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self._net: tuple[np.ndarray, FacetNet] | None = None
-        self._items: tuple[np.ndarray, torch.Tensor] | None = None
+        self._items: tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._components: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ fitting
@@ -420,33 +424,34 @@ class FacetScorer(Scorer[FacetConfig]):
         return net
 
     @torch.no_grad()
-    def _item_matrix(self, net: FacetNet) -> torch.Tensor:
-        """Item vectors in eval mode; cached for the fitted network (they do not depend on the
-        user), recomputed for a network still in training (validation)."""
+    def _item_tables(self, net: FacetNet) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, outputs) item tables (:meth:`FacetNet.item_tables`) in eval mode; cached for the
+        fitted network (they do not depend on the user), recomputed for a network still in
+        training (validation)."""
         fitted = self._net is not None and net is self._net[1]
         if fitted and self._items is not None and self._items[0] is self.weights_:
             return self._items[1]
-        items = net.item_vectors()
+        tables = net.item_tables()
         if fitted:
-            self._items = (self.weights_, items)
-        return items
+            self._items = (self.weights_, tables)
+        return tables
 
     @torch.no_grad()
     def _interests(self, net: FacetNet, history: Interactions, users: np.ndarray):
-        """Per batch of users: (interests [b, K, hidden], log gate weights [b, K], attention
-        [b, K, width], windows [b, width], item vectors)."""
+        """Per batch of users: (interests [b, K, D], log gate weights [b, K], attention
+        [b, K, width], windows [b, width], output item vectors [n_items, D])."""
         was_training = net.training
         net.eval()
         history = history.sorted()
         offsets = history.user_offsets()
         features = EventFeatures.of(history)
         device = next(net.parameters()).device
-        items = self._item_matrix(net)
+        inputs, items = self._item_tables(net)
         for start in range(0, len(users), EVAL_BATCH):
             chunk = users[start : start + EVAL_BATCH]
             windows = features.windows(offsets[chunk], offsets[chunk + 1], self.config.max_len)
             batch = {k: v.to(device) for k, v in trimmed(windows, slice(None)).items()}
-            interests, log_weights, attention = net(batch, items, last_only=True)
+            interests, log_weights, attention = net(batch, inputs, last_only=True)
             yield interests, log_weights, attention, batch["items"], items
         net.train(was_training)
 
@@ -469,10 +474,11 @@ class FacetScorer(Scorer[FacetConfig]):
         return self._scores(self._model(), history, users).cpu().numpy()
 
     def item_vectors(self) -> np.ndarray:
-        """[n_items, hidden] item vectors: an item's score under an interest is their dot product."""
+        """[n_items, D] item vectors (D = hidden, or modalities x hidden with ``interest_fusion``):
+        an item's score under an interest is their dot product."""
         self._require_fitted("item_vectors")
         net = self._model()
-        return self._item_matrix(net).cpu().numpy()
+        return self._item_tables(net)[1].cpu().numpy()
 
     @torch.no_grad()
     def modality_contributions(self, vectors: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -487,7 +493,10 @@ class FacetScorer(Scorer[FacetConfig]):
             self._components = (self.weights_, net.tower.components().cpu().numpy())
             net.train(was_training)
         parts = self._components[1][np.asarray(idx, np.int64)]  # [m, M, hidden]
-        return np.einsum("mkh,mh->mk", parts, np.asarray(vectors, np.float32))
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape[1] != parts.shape[2]:  # interest_fusion: the interest once per modality, each weighed
+            return np.einsum("mkh,mkh->mk", parts, vectors.reshape(parts.shape))
+        return np.einsum("mkh,mh->mk", parts, vectors)
 
     def encode_users(self, history: Interactions, users: np.ndarray) -> list[UserState]:
         """One :class:`UserState` per user: interests, weights and the attention on each history item.
