@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -122,6 +123,26 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     assert Dataset.load(tmp_path / "synthetic").interactions.n_users == 200
     assert "facet" in text and "learned interests" in text and "Because you liked" in text
     assert (tmp_path / "bundle" / "manifest.json").is_file()
+
+
+def test_multimodal_demo_encodes_fuses_and_explains_by_modality(tmp_path):
+    from facetrec.recommender import Recommender
+    from facetrec.types import Query
+
+    run("demo", "--multimodal", "--out", str(tmp_path), "--users", "150", "--items", "60")
+    catalog = Dataset.load(tmp_path / "multimodal").catalog
+    assert set(catalog.vectors) == {"image", "audio"}
+    assert all(np.abs(v).sum(1).min() > 0 for v in catalog.vectors.values())  # every file was read
+    recommender = Recommender.load(tmp_path / "multimodal-bundle")
+    assert recommender.scorer.modalities == ["text", "reviews", "audio", "image", "id"]
+    user = str(recommender.history.users.id_of(0))
+    found = recommender.recommend(Query(user_id=user, n=5), explain=True)
+    assert set(found.fields["modality"]) <= set(recommender.scorer.modalities) and len(found) == 5
+
+
+def test_demo_models_belong_to_the_multimodal_path(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--image-model", "x"])
+    assert result.exit_code == 2 and "--multimodal" in result.output
 
 
 def test_script_prints_one_line_errors_not_tracebacks(tmp_path):

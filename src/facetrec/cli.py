@@ -1215,10 +1215,32 @@ def demo(
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
     items: Annotated[int, typer.Option(help="Synthetic items.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    multimodal: Annotated[
+        bool,
+        typer.Option(
+            help="Run the image and audio path instead: a picture and a sound per item, encoded, fused with the "
+            "ID and the text, and each recommendation's matching modality."
+        ),
+    ] = False,
+    image_model: Annotated[
+        str | None,
+        typer.Option(help="--multimodal: an image model by local path or hub name (default: random weights)."),
+    ] = None,
+    audio_model: Annotated[
+        str | None,
+        typer.Option(help="--multimodal: an audio model by local path or hub name (default: random weights)."),
+    ] = None,
 ) -> None:
-    """Run the end-to-end job: synthesise, import, split, inspect."""
-    from facetrec.demo import run_demo
+    """Run the end-to-end job: synthesise, import, split, train, evaluate, recommend."""
+    from facetrec.demo import run_demo, run_multimodal_demo
 
+    if multimodal:
+        run_multimodal_demo(
+            console, out, users=users, items=items, seed=seed, image_model=image_model, audio_model=audio_model
+        )
+        return
+    if image_model or audio_model:
+        raise typer.BadParameter("the image and audio models are for the --multimodal demo", param_hint="--multimodal")
     run_demo(console, out, users=users, items=items, seed=seed)
 
 
