@@ -67,9 +67,7 @@ def run_demo(console: Console, out: Path, *, users: int, items: int, seed: int) 
         )
     console.print(results_table(experiment))
     bundle = out / "bundle"
-    with stage(console, f"training the facet model on every event and saving a bundle to {bundle}"):
-        recommender = fit_recommender(dataset, "facet", FACET_PARAMS, seed=seed, first_only=True)
-        recommender.save(bundle)
+    recommender = _bundle(console, dataset, FACET_PARAMS, bundle, seed)
     user = str(dataset.interactions.users.id_of(_most_varied(synthetic)))
     for table in _recommendation_tables(recommender, user):
         console.print(table)
@@ -133,9 +131,7 @@ def run_multimodal_demo(
         )
     console.print(results_table(experiment))
     bundle = out / "multimodal-bundle"
-    with stage(console, f"training the facet model on every event and saving a bundle to {bundle}"):
-        recommender = fit_recommender(dataset, "facet", MULTIMODAL_PARAMS, seed=seed, first_only=True)
-        recommender.save(bundle)
+    recommender = _bundle(console, dataset, MULTIMODAL_PARAMS, bundle, seed)
     user = str(dataset.interactions.users.id_of(_most_varied(synthetic)))
     found = recommender.recommend(Query(user_id=user, n=10), explain=True)
     listing = Table(title=f"user {user}: recommendations, with the modality that made each match")
@@ -150,6 +146,14 @@ def run_multimodal_demo(
         f"\n[bold]done.[/bold] dataset with image and audio vectors in {directory}; "
         f"recommend with `facetrec recommend --bundle {bundle} --user {user} --explain`"
     )
+
+
+def _bundle(console: Console, dataset: Dataset, params: dict[str, object], bundle: Path, seed: int) -> Recommender:
+    """The facet model trained on every event, saved as a bundle."""
+    with stage(console, f"training the facet model on every event and saving a bundle to {bundle}"):
+        recommender = fit_recommender(dataset, "facet", params, seed=seed, first_only=True)
+        recommender.save(bundle)
+    return recommender
 
 
 def _most_varied(synthetic: SyntheticData) -> int:
