@@ -44,6 +44,9 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models sasrec --minutes 22 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models facet --minutes 20 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models sasrec --minutes 9 --patience 5
+	$(BIN)/python benchmarks/multimodal.py --datasets tiktok --parts standard --minutes 3
+	$(BIN)/python benchmarks/multimodal.py --datasets tiktok --parts cold --minutes 3 --models ease,facet-id,facet-image,facet-audio,facet-image+audio,facet-attention,facet-gate
+	$(BIN)/python benchmarks/multimodal.py --datasets amazon-magazines --parts standard,cold --minutes 3 --models ease,facet-id,facet-text,facet-text+reviews,facet-gated,facet-attention
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
