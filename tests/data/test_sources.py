@@ -591,7 +591,12 @@ def test_registry_names_and_fields() -> None:
         "ml-1m-sequences",
     }
     local_only = {name for name, source in SOURCES.items() if not source.files}
-    assert local_only == {"s3rec", "ml-1m-sasrec", "ml-1m-sequences", "tiktok-mm"}  # research files, no published release
+    assert local_only == {
+        "s3rec",
+        "ml-1m-sasrec",
+        "ml-1m-sequences",
+        "tiktok-mm",
+    }  # research files, no published release
     for name, source in SOURCES.items():
         assert source.name == name
         assert source.layout and source.homepage.startswith("https://")
