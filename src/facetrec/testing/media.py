@@ -9,6 +9,7 @@ they still tell a red square from a blue circle, but they are no pretrained enco
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +17,34 @@ import numpy as np
 PALETTE = ("red", "green", "blue", "orange", "purple", "cyan", "magenta", "yellow", "brown", "black", "pink", "grey")
 
 
+@contextmanager
+def _quiet_saving():
+    """transformers draws a progress bar for every shard it writes: noise for a model of kilobytes."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def save_random_image_model(folder: Path, seed: int = 0) -> Path:
     """A tiny CLIP vision tower with a projection (32 x 32 pixels in, 24-d out) and its processor."""
     import torch
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(seed)
     config = CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
         image_size=32, patch_size=8, projection_dim=24,
     )  # fmt: skip
-    CLIPVisionModelWithProjection(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    with _quiet_saving():
+        CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    # the PIL processor: the default one wants torchvision, which facetrec does not install
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
 
 
@@ -42,7 +59,8 @@ def save_random_audio_model(folder: Path, seed: int = 0) -> Path:
         conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
     )  # fmt: skip
-    Wav2Vec2Model(config).save_pretrained(folder)
+    with _quiet_saving():
+        Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16_000).save_pretrained(folder)
     return folder
 
