@@ -213,7 +213,24 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             metrics |= {m: parts["cold"][m] for m in (f"cold_recall@{K}", f"warm_recall@{K}")}
         row = {"dataset": dataset, "model": model, "seed": seed, "modalities": first["modalities"]}
         rows.append(row | {"fusion": first["fusion"], "device": first["device"], "metrics": metrics})
-    return rows
+    return rows + seed_means(rows)
+
+
+def seed_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A row with seed "mean" (and each metric's standard deviation, ``_sd``) for every (dataset,
+    model) run with more than one seed, over the metrics all its seeds have."""
+    out = []
+    for dataset, model in sorted({(r["dataset"], r["model"]) for r in rows}):
+        runs = [r for r in rows if (r["dataset"], r["model"]) == (dataset, model)]
+        if len(runs) < 2:
+            continue
+        shared = [k for k in runs[0]["metrics"] if all(k in r["metrics"] for r in runs)]
+        metrics: dict[str, float] = {"seeds": len(runs)}
+        for k in shared:
+            values = np.array([r["metrics"][k] for r in runs])
+            metrics |= {k: float(values.mean()), f"{k}_sd": float(values.std(ddof=1))}
+        out.append({**runs[0], "seed": "mean", "metrics": metrics})
+    return out
 
 
 def main() -> None:
@@ -221,7 +238,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="tiktok,amazon-magazines")
     parser.add_argument("--models", default="all", help="benchmark model names joined by commas, or all")
     parser.add_argument("--parts", default="standard,cold")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="seeds joined by commas (rows per seed, plus their mean)")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs of a sequence model")
     parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation score")
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget of a sequence model, minutes")
@@ -239,8 +256,8 @@ def main() -> None:
         for model in models:
             if model not in VARIANTS[dataset]:
                 sys.exit(f"unknown model {model!r} for {dataset}; choose from {', '.join(VARIANTS[dataset])}")
-            for part in args.parts.split(","):
-                spec = {"dataset": dataset, "model": model, "part": part, "seed": args.seed}
+            for part, seed in ((p, int(s)) for s in args.seeds.split(",") for p in args.parts.split(",")):
+                spec = {"dataset": dataset, "model": model, "part": part, "seed": seed}
                 spec |= {"epochs": args.epochs, "patience": args.patience, "minutes": args.minutes}
                 spec |= {"threads": args.threads}
                 if spec in done and not args.force:
@@ -254,6 +271,10 @@ def main() -> None:
     for column in ("dataset", "model", "modalities", "fusion", f"recall@{K}", f"ndcg@{K}", "cold", "warm", "fit_s"):
         table.add_column(column)
     for row in rows:
+        if any(r["seed"] == "mean" and (r["dataset"], r["model"]) == (row["dataset"], row["model"]) for r in rows) and (
+            row["seed"] != "mean"
+        ):
+            continue  # a model run with several seeds shows its mean
         m = row["metrics"]
         cells = [f"{m[k]:.4f}" if k in m else "-" for k in (f"recall@{K}", f"ndcg@{K}", f"cold_recall@{K}")]
         cells += [f"{m[f'warm_recall@{K}']:.4f}" if f"warm_recall@{K}" in m else "-"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from facetrec.data.split import Split
 from facetrec.evaluation.evalset import EvalSet
@@ -54,3 +55,19 @@ def test_summary_puts_the_cold_part_beside_the_standard_one():
     assert rows[1]["metrics"] == {"recall@20": 0.05, "ndcg@20": 0.02, "fit_s": 30.0, "cold_recall@20": 0.03,
                                   "warm_recall@20": 0.05}  # fmt: skip
     assert "cold_recall@20" not in rows[0]["metrics"]
+
+
+def test_seeds_are_averaged_with_their_spread_over_the_metrics_every_seed_has():
+    base = {"dataset": "tiktok", "model": "facet-attention", "modalities": "id+image+audio", "fusion": "attention"}
+    runs = [
+        {**base, "seed": 0, "part": "standard", "recall@20": 0.06, "ndcg@20": 0.03, "fit_s": 10.0, "device": "cpu"},
+        {**base, "seed": 0, "part": "cold", "cold_recall@20": 0.0, "warm_recall@20": 0.07, "fit_s": 9.0}
+        | {"device": "cpu"},
+        {**base, "seed": 1, "part": "standard", "recall@20": 0.08, "ndcg@20": 0.05, "fit_s": 20.0, "device": "cpu"},
+    ]
+    rows = multimodal.summarise(runs)
+    mean = next(r for r in rows if r["seed"] == "mean")["metrics"]
+    shared = {"recall@20", "ndcg@20", "fit_s"}  # the cold metrics: seed 0 only
+    assert mean["seeds"] == 2 and set(mean) == {"seeds", *shared, *(f"{k}_sd" for k in shared)}
+    assert mean["recall@20"] == pytest.approx(0.07)
+    assert mean["recall@20_sd"] == pytest.approx(np.std([0.06, 0.08], ddof=1))
