@@ -476,14 +476,15 @@ class FacetNet(nn.Module):
             nn.init.zeros_(self.interest_gate.weight)
             nn.init.zeros_(self.interest_gate.bias)
 
-    def item_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs [n_items, hidden], outputs [n_items, D]): the vector the Transformer reads for
-        each item, and the one interests score it by. They are the same fused vector, except with
-        ``interest_fusion``, where the outputs are the item's modality parts side by side
+    def item_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs [n_items, hidden], outputs [n_items, D], parts [n_items, M, hidden]): the vector
+        the Transformer reads for each item, the one interests score it by, and the modality parts
+        both are made of (:meth:`ItemTower.components`). Inputs and outputs are the same fused
+        vector, except with ``interest_fusion``, where the outputs are the parts side by side
         (D = M x hidden) so that each interest can weigh them its own way (:meth:`expand`)."""
         parts = self.tower.components()
         inputs = parts.sum(1)
-        return inputs, (parts.flatten(1) if self.interest_gate is not None else inputs)
+        return inputs, (parts.flatten(1) if self.interest_gate is not None else inputs), parts
 
     def item_vectors(self) -> torch.Tensor:
         """[n_items, D]: every item's vector as interests score it."""
@@ -528,7 +529,7 @@ class FacetNet(nn.Module):
         """
         cfg = self.config
         target = batch["target"]
-        inputs, items = self.item_tables()
+        inputs, items, _ = self.item_tables()
         interests, log_weights, _ = self(batch, inputs)
         real = target > 0
         chosen = interests[real]  # [P, K, hidden]

@@ -222,8 +222,7 @@ class FacetScorer(Scorer[FacetConfig]):
     def __init__(self, config: FacetConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self._net: tuple[np.ndarray, FacetNet] | None = None
-        self._items: tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]] | None = None
-        self._components: tuple[np.ndarray, np.ndarray] | None = None
+        self._items: tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     # ------------------------------------------------------------------ fitting
 
@@ -424,8 +423,8 @@ class FacetScorer(Scorer[FacetConfig]):
         return net
 
     @torch.no_grad()
-    def _item_tables(self, net: FacetNet) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, outputs) item tables (:meth:`FacetNet.item_tables`) in eval mode; cached for the
+    def _item_tables(self, net: FacetNet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs, outputs, parts) item tables (:meth:`FacetNet.item_tables`) in eval mode; cached for the
         fitted network (they do not depend on the user), recomputed for a network still in
         training (validation)."""
         fitted = self._net is not None and net is self._net[1]
@@ -446,7 +445,7 @@ class FacetScorer(Scorer[FacetConfig]):
         offsets = history.user_offsets()
         features = EventFeatures.of(history)
         device = next(net.parameters()).device
-        inputs, items = self._item_tables(net)
+        inputs, items, _ = self._item_tables(net)
         for start in range(0, len(users), EVAL_BATCH):
             chunk = users[start : start + EVAL_BATCH]
             windows = features.windows(offsets[chunk], offsets[chunk + 1], self.config.max_len)
@@ -486,13 +485,7 @@ class FacetScorer(Scorer[FacetConfig]):
         ``vectors[r]`` (an interest, [m, hidden]) with item ``idx[r]``; a row sums to that dot
         product, so its largest entry names the modality that made the item match."""
         self._require_fitted("modality_contributions")
-        net = self._model()
-        if self._components is None or self._components[0] is not self.weights_:
-            was_training = net.training
-            net.eval()
-            self._components = (self.weights_, net.tower.components().cpu().numpy())
-            net.train(was_training)
-        parts = self._components[1][np.asarray(idx, np.int64)]  # [m, M, hidden]
+        parts = self._item_tables(self._model())[2][torch.from_numpy(np.asarray(idx, np.int64))].cpu().numpy()
         vectors = np.asarray(vectors, np.float32)
         if vectors.shape[1] != parts.shape[2]:  # interest_fusion: the interest once per modality, each weighed
             return np.einsum("mkh,mkh->mk", parts, vectors.reshape(parts.shape))
