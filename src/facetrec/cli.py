@@ -951,19 +951,18 @@ def encode(
 
 def _encode_media(directory: Path, data, modality: str, model: str, root: Path | None, store: str, as_json: bool):  # type: ignore[no-untyped-def]
     """Encode the catalogue's image or audio references and store them as the item vectors ``modality``."""
-    from dataclasses import replace
-
     from facetrec.content.media import media_encoder
+    from facetrec.data.vectors import with_item_vectors
 
     encoder = media_encoder(modality, model, store_dir=store, root=None if root is None else str(root))
     _note(f"encoding the {modality} of {len(data.catalog):,} items with {model}")
     found = encoder.encode(data.catalog, progress=True)
-    catalog = replace(data.catalog, vectors={**data.catalog.vectors, modality: found.embeddings.vectors})
-    note = f"{modality} vectors encoded with {found.embeddings.encoder_id}: {found.summary()}"
-    type(data)(data.name, data.interactions, catalog, (*data.notes, note), data.extras).save(directory)
+    source = found.embeddings.encoder_id
+    note = f"{modality} vectors encoded with {source}: {found.summary()}"
+    with_item_vectors(data, modality, found.embeddings.vectors, [note], source).save(directory)
     if as_json:
         _emit({
-            "path": str(directory), "modality": modality, "items": len(catalog), "dim": found.embeddings.dim,
+            "path": str(directory), "modality": modality, "items": len(data.catalog), "dim": found.embeddings.dim,
             "encoded": found.encoded, "missing": found.missing, "failed": found.failed,
             "encoder": found.embeddings.encoder_id,
         })  # fmt: skip

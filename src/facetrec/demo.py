@@ -93,6 +93,7 @@ def run_multimodal_demo(
 ) -> None:
     """The image/audio path end to end: files -> encoders -> item vectors -> fusion -> explained lists."""
     from facetrec.content.media import media_encoder
+    from facetrec.data.vectors import with_item_vectors
     from facetrec.testing import media
 
     console.rule("[bold]facetrec demo: images and audio")
@@ -114,15 +115,16 @@ def run_multimodal_demo(
     image_model = image_model or str(media.save_random_image_model(out / "models" / "image", seed))
     audio_model = audio_model or str(media.save_random_audio_model(out / "models" / "audio", seed))
     catalog = replace(catalog, image=np.array(images, object), audio=np.array(sounds, object))
-    vectors = {}
+    data = replace(synthetic.dataset, catalog=catalog)
     for modality, model in (("image", image_model), ("audio", audio_model)):
         with stage(console, f"encoding every item's {modality} with {model}"):
             found = media_encoder(modality, model, root=str(folder), store_dir=str(out / "cache")).encode(catalog)
         console.print(f"  {found.summary()}")
-        vectors[modality] = found.embeddings.vectors
+        data = with_item_vectors(
+            data, modality, found.embeddings.vectors, [found.summary()], found.embeddings.encoder_id
+        )
     directory = out / "multimodal"
     with stage(console, f"importing into {directory} with the image and audio vectors"):
-        data = replace(synthetic.dataset, catalog=replace(catalog, vectors=vectors))
         data.save(directory)
         dataset = Dataset.load(directory)
     with stage(console, "training EASE and the facet model (ID + text + image + audio, attention fusion)"):

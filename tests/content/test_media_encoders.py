@@ -480,7 +480,10 @@ def test_encode_command_stores_image_vectors_in_the_dataset(models: dict[str, Pa
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["encoded"], report["missing"], list(report["failed"])) == (2, 0, ["c"])
-    vectors = Dataset.load(tmp_path / "data").catalog.vectors["image"]
+    stored = Dataset.load(tmp_path / "data")
+    assert stored.extras["item_vectors"] == {"image": report["encoder"]}  # what made them, as imports record files
+    assert any(note.startswith("image vectors encoded with") for note in stored.notes)
+    vectors = stored.catalog.vectors["image"]
     assert vectors.shape == (3, report["dim"])
     np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, rtol=1e-5)
     assert not vectors[2].any()  # the missing file is a missing modality, not a vector

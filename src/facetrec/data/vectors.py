@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,20 +80,24 @@ def read_item_vectors(path: str | Path, items: Vocabulary, name: str) -> tuple[n
 def attach_item_vectors(dataset: Dataset, files: Mapping[str, str | Path]) -> Dataset:
     """``dataset`` with each ``{name: path}`` read into ``catalog.vectors[name]``, its notes added and
     the file's name kept in ``extras["item_vectors"]``. A name the catalogue already has is an error."""
-    vectors = dict(dataset.catalog.vectors)
-    notes = list(dataset.notes)
-    sources = dict(dataset.extras.get("item_vectors", {}))
     for name, path in files.items():
         check_name(name)
-        if name in vectors:
+        if name in dataset.catalog.vectors:
             raise ConfigError(f"item vectors {name!r}: dataset {dataset.name!r} already has them; choose another name")
-        vectors[name], found = read_item_vectors(path, dataset.catalog.items, name)
-        notes.extend(found)
-        sources[name] = Path(path).name
+        matrix, found = read_item_vectors(path, dataset.catalog.items, name)
+        dataset = with_item_vectors(dataset, name, matrix, found, Path(path).name)
+    return dataset
+
+
+def with_item_vectors(dataset: Dataset, name: str, matrix: np.ndarray, notes: Sequence[str], source: str) -> Dataset:
+    """``dataset`` with ``matrix`` as its vector set ``name`` (replacing one of that name), ``notes``
+    added and ``source`` (a file, an encoder) kept in ``extras["item_vectors"]``: the one way a
+    vector set enters a dataset, whether imported or encoded."""
+    sources = {**dataset.extras.get("item_vectors", {}), name: source}
     return dataclasses.replace(
         dataset,
-        catalog=dataclasses.replace(dataset.catalog, vectors=vectors),
-        notes=tuple(notes),
+        catalog=dataclasses.replace(dataset.catalog, vectors={**dataset.catalog.vectors, name: matrix}),
+        notes=(*dataset.notes, *notes),
         extras={**dataset.extras, "item_vectors": sources},
     )
 
