@@ -270,14 +270,13 @@ def main() -> None:
     table = Table(title=f"Recall@{K} / NDCG@{K} over all items, training items excluded")
     for column in ("dataset", "model", "modalities", "fusion", f"recall@{K}", f"ndcg@{K}", "cold", "warm", "fit_s"):
         table.add_column(column)
+    averaged = {(r["dataset"], r["model"]) for r in rows if r["seed"] == "mean"}
     for row in rows:
-        if any(r["seed"] == "mean" and (r["dataset"], r["model"]) == (row["dataset"], row["model"]) for r in rows) and (
-            row["seed"] != "mean"
-        ):
+        if (row["dataset"], row["model"]) in averaged and row["seed"] != "mean":
             continue  # a model run with several seeds shows its mean
         m = row["metrics"]
-        cells = [f"{m[k]:.4f}" if k in m else "-" for k in (f"recall@{K}", f"ndcg@{K}", f"cold_recall@{K}")]
-        cells += [f"{m[f'warm_recall@{K}']:.4f}" if f"warm_recall@{K}" in m else "-"]
+        accuracy = (f"recall@{K}", f"ndcg@{K}", f"cold_recall@{K}", f"warm_recall@{K}")
+        cells = [f"{m[k]:.4f}" if k in m else "-" for k in accuracy]
         cells += [f"{m['fit_s']:.0f}" if "fit_s" in m else "-"]
         table.add_row(row["dataset"], row["model"], row["modalities"], row["fusion"], *cells)
     console.print(table)

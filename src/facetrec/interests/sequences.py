@@ -174,12 +174,14 @@ def shuffled(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     stays on the left, every per-event input moves with its event, and the targets follow the new
     order (the last column keeps the row's own next event)."""
     items = batch["items"]
-    keys = torch.rand(items.shape).masked_fill(items == 0, -1.0)  # padding sorts first
-    order = keys.argsort(1)
-    out = {k: (v.gather(1, order.view(*order.shape, *([1] * (v.dim() - 2))).expand_as(v)) if k != "target" else v)
-           for k, v in batch.items()}  # fmt: skip
-    nxt = torch.cat([out["items"][:, 1:], batch["target"][:, -1:]], 1)
-    out["target"] = nxt.masked_fill(out["items"] == 0, 0)
+    order = torch.rand(items.shape).masked_fill(items == 0, -1.0).argsort(1)  # padding sorts first
+
+    def reordered(values: torch.Tensor) -> torch.Tensor:  # per-event inputs may carry trailing axes
+        return values.gather(1, order.view(*order.shape, *[1] * (values.dim() - 2)).expand_as(values))
+
+    out = {k: reordered(v) for k, v in batch.items() if k != "target"}
+    following = torch.cat([out["items"][:, 1:], batch["target"][:, -1:]], 1)
+    out["target"] = following.masked_fill(out["items"] == 0, 0)
     return out
 
 
