@@ -1,5 +1,6 @@
 """The HistoryStore contract, run against every store: the in-memory one a Recommender reads and
-the SQLite one the service keeps durably. A new store (PostgreSQL, ...) adds itself to STORES."""
+the SQLite and PostgreSQL ones the service keeps durably (the PostgreSQL runs skip, saying why,
+when no server can be started). A new store adds itself to STORES."""
 
 from __future__ import annotations
 
@@ -11,27 +12,35 @@ import pytest
 from facetrec.errors import DataError, UnknownIdError
 from facetrec.history import EventRecord, HistoryStore, MemoryHistoryStore
 from facetrec.ids import Vocabulary
+from facetrec.serving.postgres import PostgresHistoryStore
 from facetrec.serving.store import SQLiteHistoryStore
+from facetrec.testing.postgres import postgres_url_fixture  # noqa: F401 (the postgres_url fixture)
 from facetrec.types import Event, Interactions
 
 ITEMS = Vocabulary(["a", "b", "c", "d"], "item")
 
 
-def memory(tmp_path) -> MemoryHistoryStore:
+def memory(request) -> MemoryHistoryStore:
     empty = np.zeros(0, np.int32)
     return MemoryHistoryStore(Interactions(empty, empty, empty.astype(np.int64), Vocabulary([], "user"), ITEMS))
 
 
-def sqlite(tmp_path) -> SQLiteHistoryStore:
-    return SQLiteHistoryStore(tmp_path / "events.sqlite")
+def sqlite(request) -> SQLiteHistoryStore:
+    return SQLiteHistoryStore(request.getfixturevalue("tmp_path") / "events.sqlite")
 
 
-STORES = {"memory": memory, "sqlite": sqlite}
+def postgresql(request) -> PostgresHistoryStore:
+    store = PostgresHistoryStore(request.getfixturevalue("postgres_url"))  # an empty database of its own
+    request.addfinalizer(store.close)
+    return store
+
+
+STORES = {"memory": memory, "sqlite": sqlite, "postgresql": postgresql}
 
 
 @pytest.fixture(params=sorted(STORES))
-def store(request, tmp_path) -> HistoryStore:
-    return STORES[request.param](tmp_path)
+def store(request) -> HistoryStore:
+    return STORES[request.param](request)
 
 
 def plain(events: list[EventRecord]) -> list[EventRecord]:
@@ -74,6 +83,8 @@ def test_a_bad_event_adds_nothing(store):
         store.append([EventRecord("u", "a", 1), EventRecord("u", "b", 2, "like")])
     with pytest.raises(DataError, match=r"events\[0\]\.id"):
         store.append([EventRecord("u", "a", 1, id="")])
+    with pytest.raises(DataError, match=r"events\[0\]\.user_id: contains a NUL character"):
+        store.append([EventRecord("u\x00", "a", 1)])
     assert store.recent("u") == [] and "u" not in store
 
 

@@ -2,10 +2,11 @@
 
 A recommender reads one user's recent events per request and, for retraining or batch
 evaluation, all of them. ``HistoryStore`` hides where they live: :class:`MemoryHistoryStore`
-here (what a :class:`~facetrec.recommender.Recommender` reads per request) and
-:class:`~facetrec.serving.store.SQLiteHistoryStore`, the service's durable log shared by its
-worker processes; a PostgreSQL store would keep the same interface. Both pass the same contract
-tests (``tests/test_history_store.py``).
+here (what a :class:`~facetrec.recommender.Recommender` reads per request), and the service's
+durable logs shared by its worker processes, :class:`~facetrec.serving.store.SQLiteHistoryStore`
+and :class:`~facetrec.serving.postgres.PostgresHistoryStore` (what else the service needs from
+them is :class:`~facetrec.serving.store.ServiceStore`). All pass the same contract tests
+(``tests/test_history_store.py``).
 
 Appending is idempotent by the client's event id (:attr:`EventRecord.id`), so a client may retry
 a batch, and costs time proportional to the events added, never a re-sort of the log: the
@@ -74,6 +75,9 @@ def check_events(events: Sequence[EventRecord], items: Vocabulary | None = None)
             raise DataError(f"events[{i}].event: unknown event type {e.event!r}; one of {', '.join(names)}")
         if e.id is not None and (not isinstance(e.id, str) or not e.id):
             raise DataError(f"events[{i}].id: must be a non-empty string (or absent), got {e.id!r}")
+        for name in ("user_id", "item_id", "review", "id"):
+            if "\x00" in str(getattr(e, name) or ""):  # PostgreSQL's text cannot hold it: refused by every store
+                raise DataError(f"events[{i}].{name}: contains a NUL character")
     if items is None:
         return np.zeros(0, np.int32)
     item_idx = items.lookup([e.item_id for e in events])
