@@ -23,7 +23,7 @@ from facetrec.recommender import Recommender
 from facetrec.serving import postgres
 from facetrec.serving.bundle import read_watermark, write_watermark
 from facetrec.serving.service import Service
-from facetrec.serving.store import _COLUMNS, ServiceStore, SQLiteHistoryStore, open_store
+from facetrec.serving.store import _COLUMNS, ServiceStore, SQLiteHistoryStore, StoreUnavailable, open_store
 from facetrec.testing.postgres import postgres_url_fixture  # noqa: F401 (the postgres_url fixture)
 from facetrec.types import Query
 
@@ -347,6 +347,22 @@ def test_postgres_workers_starting_at_once_migrate_once(postgres_url):
     assert failed == [] and len(opened) == 4
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(postgres.MIGRATIONS)
+
+
+def test_postgres_a_lost_connection_is_store_unavailable_once_then_the_store_recovers(postgres_url):
+    store = postgres.PostgresHistoryStore(postgres_url, pool_size=1)
+    try:
+        store.write([EventRecord("u", "i", 1)])
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # as when the server restarts
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreUnavailable, match=r"facetrec_test_\w+: the event store cannot be reached: "):
+            store.since()
+        assert store.write([EventRecord("u", "j", 2)]) == (1, 2) and store.count() == 2
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------- the Service over a store

@@ -22,6 +22,9 @@ It keeps the SQLite store's semantics, so the service cannot tell them apart:
   workers starting at once do not race.
 
 Connections come from a ``psycopg_pool.ConnectionPool`` (a worker's request threads share it).
+A server that cannot be reached, or a connection lost mid-call, raises
+:class:`~facetrec.serving.store.StoreUnavailable` (a 503 for the service, not a 500); nothing is
+retried here, since only the caller knows whether a write is safe to repeat (one with event ids is).
 The URL may carry a password; the store's ``location`` (what bundles record) never does: give the
 password in ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads both) to open a store from a location.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,7 +42,7 @@ from psycopg_pool import ConnectionPool
 
 from facetrec.errors import ConfigError
 from facetrec.history import EventRecord, check_events
-from facetrec.serving.store import CHUNK
+from facetrec.serving.store import CHUNK, StoreUnavailable
 
 WRITE_LOCK = 0x6661_6365_7472_6563
 """Advisory lock key held by every write to the log (events and items): "facetrec" in ASCII."""
@@ -140,6 +144,16 @@ class PostgresHistoryStore:
             open=True,
         )
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; a lost or unreachable server is StoreUnavailable (the pool
+        replaces the broken connection, so the next call tries afresh)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:  # also the pool's timeout
+            raise StoreUnavailable(f"{self.location}: the event store cannot be reached: {one_line(exc)}") from exc
+
     # ------------------------------------------------------------------ HistoryStore
 
     def append(self, events: Sequence[EventRecord]) -> int:
@@ -151,7 +165,7 @@ class PostgresHistoryStore:
         arrival number of the batch's last event: its own, or the stored one's for a repeated id)."""
         check_events(events)
         ids = [e.id for e in events if e.id is not None]
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             # the statements below start after the lock, so they see every earlier write
             top = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
@@ -173,7 +187,7 @@ class PostgresHistoryStore:
         return len(rows), last
 
     def recent(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE user_id = %s ORDER BY timestamp DESC, seq DESC LIMIT %s",
                 (str(user_id), limit),
@@ -187,7 +201,7 @@ class PostgresHistoryStore:
             after = batch[-1].seq
 
     def __contains__(self, user_id: object) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT EXISTS (SELECT 1 FROM events WHERE user_id = %s)", (str(user_id),)).fetchone()
         return bool(row[0])
 
@@ -195,19 +209,19 @@ class PostgresHistoryStore:
 
     def since(self, after: int = 0, limit: int | None = None) -> list[EventRecord]:
         """Up to ``limit`` events with arrival number above ``after``, in arrival order."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (int(after), limit)
             ).fetchall()
         return [_record(row) for row in rows]
 
     def count(self) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def last_seq(self) -> int:
         """The newest event's arrival number (0 when empty)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
     # ------------------------------------------------------------------ catalogue items added
@@ -219,7 +233,7 @@ class PostgresHistoryStore:
         fresh: dict[str, str] = {}
         for item_id, fields in items:
             fresh.setdefault(str(item_id), json.dumps(fields))  # the first of a repeated id wins
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             top = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0])
             for (known,) in conn.execute("SELECT item_id FROM items WHERE item_id = ANY(%s)", (list(fresh),)):
@@ -231,7 +245,7 @@ class PostgresHistoryStore:
 
     def items_since(self, after: int = 0) -> list[tuple[int, str, dict]]:
         """Stored items with arrival number above ``after``: (number, item id, fields), in order."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute("SELECT seq, item_id, fields FROM items WHERE seq > %s ORDER BY seq", (int(after),))
             return [(int(seq), item_id, json.loads(fields)) for seq, item_id, fields in rows.fetchall()]
 
@@ -239,7 +253,7 @@ class PostgresHistoryStore:
 
     def publish(self, bundle: str | Path) -> int:
         """Record ``bundle`` as the one every worker serves; returns its generation (1, 2, ...)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "INSERT INTO bundles (path) VALUES (%s) RETURNING generation", (str(Path(bundle).resolve()),)
             ).fetchone()
@@ -247,13 +261,13 @@ class PostgresHistoryStore:
 
     def published(self) -> tuple[int, Path | None]:
         """(generation, bundle) of the newest :meth:`publish`; (0, None) before any."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT generation, path FROM bundles ORDER BY generation DESC LIMIT 1").fetchone()
         return (0, None) if row is None else (int(row[0]), Path(row[1]))
 
     def generation(self) -> int:
         """The newest published generation (0: none); one cheap query, made before each request."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return int(conn.execute("SELECT COALESCE(MAX(generation), 0) FROM bundles").fetchone()[0])
 
     def close(self) -> None:

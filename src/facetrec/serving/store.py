@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from facetrec.errors import ConfigError
+from facetrec.errors import ConfigError, FacetrecError
 from facetrec.history import EventRecord, HistoryStore, check_events
 
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
@@ -47,6 +47,11 @@ CHUNK = 10_000
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+class StoreUnavailable(FacetrecError, RuntimeError):
+    """The event store cannot be reached now (its server is down or the connection was lost):
+    the request may be retried later, so the service answers 503, not 500."""
 
 
 class ServiceStore(HistoryStore, Protocol):
