@@ -272,6 +272,7 @@ def kill_cycles(bundle: Path, store: Store, args: argparse.Namespace, log: Path,
     ledger = Ledger(f"kill-{secrets.token_hex(4)}")
     lost: set[str] = set()
     duplicates = failures = retried = already = rejected = 0
+    slowest = 0.0  # seconds from a restart's launch to its first /healthz answer
     server, _ = start_until_up(bundle, store, args, log, console)
     for cycle in range(args.cycles):
         users = [[f"{ledger.prefix}-c{cycle}-w{w}-u{u}" for u in range(4)] for w in range(args.clients)]
@@ -281,8 +282,9 @@ def kill_cycles(bundle: Path, store: Store, args: argparse.Namespace, log: Path,
         missing, repeats = audit(ledger.acknowledged, stored_ids(store, ledger.prefix))
         lost |= missing
         duplicates += repeats
+        began = time.perf_counter()
         server, failed = start_until_up(bundle, store, args, log, console)
-        failures += failed
+        failures, slowest = failures + failed, max(slowest, time.perf_counter() - began)
         with httpx.Client(base_url=server.url, timeout=30) as http:
             for events in in_flight:  # what a client that lost its response does: the same batch again
                 response = ledger.post(http, events)
@@ -306,6 +308,7 @@ def kill_cycles(bundle: Path, store: Store, args: argparse.Namespace, log: Path,
         "lost": len(lost | missing),
         "restart_failures": failures,
         "duplicates": duplicates + repeats,
+        "slowest_restart_s": round(slowest, 1),
         "retried_batches": retried,
         "retried_events_already_stored": already,
         "rejected": rejected,
