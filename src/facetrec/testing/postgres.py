@@ -9,7 +9,8 @@ the ``postgres`` user (else ``nobody``). When no server can be started, :class:`
 says why and the tests that need one skip with that reason.
 
 Each test gets an empty database of its own (:func:`database`, the ``postgres_url`` fixture, which
-a test module imports as ``postgres_url_fixture``) on one server per test process. CI starts the server once for the whole run::
+a test module imports as ``postgres_url_fixture``) on one server per test process. CI starts
+the server once for the whole run::
 
     url=$(python -m facetrec.testing.postgres start DIR)   # prints the URL
     python -m facetrec.testing.postgres stop DIR
