@@ -24,7 +24,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,16 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before[1])
 
 
+@dataclass(slots=True)
+class Known:
+    """What the Recommender keeps of a known user between requests: their state, the items they
+    have seen (sorted, unique: what a list never contains) and whether events arrived since."""
+
+    state: UserState
+    seen: np.ndarray
+    stale: bool = False
+
+
 class Recommender:
     """A fitted model, the catalogue, item embeddings, histories and a ranker, ready to answer queries."""
 
@@ -97,7 +107,7 @@ class Recommender:
         self._placer: Any = None
         self._popularity: np.ndarray | None = None
         self.cache_users = cache_users
-        self._states: OrderedDict[str, UserState] = OrderedDict()  # known users' states, least recent first
+        self._states: OrderedDict[str, Known] = OrderedDict()  # known users' states, least recent first
 
     @property
     def can(self) -> frozenset[str]:
@@ -117,10 +127,13 @@ class Recommender:
 
     def append(self, events: Sequence[EventRecord]) -> int:
         """Add events to the histories (idempotent by event id); only their users' cached states
-        are dropped, so the cost is proportional to the events, not to the log. Returns how many."""
+        are marked stale, to be re-encoded from their newest events when next read, so the cost is
+        proportional to the events, not to the log. Returns how many."""
         added = self.histories.append(events)
         for e in events:
-            self._states.pop(str(e.user_id), None)
+            known = self._states.get(str(e.user_id))
+            if known is not None:
+                known.stale = True
         return added
 
     def warm(self, limit: int = 10_000) -> int:
@@ -137,7 +150,8 @@ class Recommender:
             batch = chosen[start : start + BLOCK]
             block = self._for_scorer(_events_of(history, offsets, batch))
             for u, state in zip(batch, self.scorer.encode_users(block, batch), strict=True):
-                self._cache(str(history.users.id_of(int(u))), state)
+                seen = np.unique(history.item_idx[offsets[u] : offsets[u + 1]])
+                self._cache(str(history.users.id_of(int(u))), Known(state, seen))
         return len(chosen)
 
     def add_events(
@@ -200,32 +214,44 @@ class Recommender:
     def interests(self, query: Query) -> tuple[UserState, list[str]] | None:
         """The user's interests and their labels, or None when there is nothing to form them from
         (no events) or the model has no interest vectors (the single-vector baselines)."""
+        known = self._known(query)
+        if known is not None:
+            return known.state, self.ranker().label_interests(known.state)
         history = self.user_history(query)
         if not len(history) or "interest_vectors" not in self.can:
             return None
-        state = self._cached_state(query)
-        if state is None:
-            state = self.scorer.encode_users(self._for_scorer(history), np.array([0]))[0]
-            if query.user_id is not None and not query.history:
-                self._cache(query.user_id, state)
+        state = self.scorer.encode_users(self._for_scorer(history), np.array([0]))[0]
         return state, self.ranker().label_interests(state)
 
     def recommend(self, query: Query, explain: bool = False, **ranking: Any) -> ItemList:
         """A ranked list for ``query``; ``ranking`` overrides fields of the RankConfig for this call
-        (e.g. ``diversity="mmr", lam=0.5``). Items in the history or ``query.exclude`` never appear."""
-        history = self.user_history(query)
-        exclude = self.items.lookup(list(query.exclude))
-        if (exclude < 0).any():
-            raise UnknownIdError(f"unknown item id {query.exclude[int(np.flatnonzero(exclude < 0)[0])]!r} in exclude")
-        if len(np.union1d(exclude, history.item_idx)) >= len(self.catalog):
-            raise DataError(f"no items left to recommend: the user has seen or excluded all {len(self.catalog)}")
+        (e.g. ``diversity="mmr", lam=0.5``). Items in the history or ``query.exclude`` never appear.
+
+        A known user's request (no extra history) is answered from their kept state: one
+        retrieval and re-ranking, with no pass over their history."""
+        exclude = np.zeros(0, np.int64)
+        if query.exclude:
+            exclude = self.items.lookup(list(query.exclude))
+            if (exclude < 0).any():
+                bad = query.exclude[int(np.flatnonzero(exclude < 0)[0])]
+                raise UnknownIdError(f"unknown item id {bad!r} in exclude")
         now = float(query.time) if query.time is not None else None
-        state = self._cached_state(query)
-        if state is None and len(history) and "interest_vectors" in self.can:
-            state = self.scorer.encode_users(self._for_scorer(history), np.array([0]))[0]
-            if query.user_id is not None and not query.history:
-                self._cache(query.user_id, state)
-        return self._lists(history, np.array([0]), query.n, [exclude], now, explain, self.ranker(**ranking), state)[0]
+        ranker = self.ranker(**ranking)
+        known = self._known(query) if ranker.index_ is not None else None
+        if known is None:
+            history = self.user_history(query)
+            self._check_left(np.union1d(exclude, history.item_idx))
+            return self._lists(history, np.array([0]), query.n, [exclude], now, explain, ranker)[0]
+        blocked = np.union1d(known.seen, exclude).astype(np.int32) if len(exclude) else known.seen
+        self._check_left(blocked)
+        with _one_thread():
+            found = ranker.rank(known.state, min(query.n, len(self.catalog) - len(blocked)), exclude_idx=blocked,
+                                now=now, explain=explain)  # fmt: skip
+            return self._with_modality(found, known.state) if explain else found
+
+    def _check_left(self, blocked: np.ndarray) -> None:
+        if len(blocked) >= len(self.catalog):
+            raise DataError(f"no items left to recommend: the user has seen or excluded all {len(self.catalog)}")
 
     def recommend_batch(self, history: Interactions, users: np.ndarray, n: int, **ranking: Any) -> list[ItemList]:
         """``recommend`` for many users of one log at once (evaluation): each user's events in
@@ -277,10 +303,9 @@ class Recommender:
         now: float | None,
         explain: bool,
         ranker: Ranker,
-        state: UserState | None = None,
     ) -> list[ItemList]:
-        """One list per user: the single place lists are made (module docstring). ``state``: the
-        cached state of a single user (``users`` of length 1)."""
+        """One list per user (module docstring); a known user's kept state is ranked by the same
+        ``Ranker.rank`` in :meth:`recommend`."""
         data = history.sorted()
         offsets = data.user_offsets()
         seen = [np.unique(data.item_idx[offsets[u] : offsets[u + 1]]) for u in users]
@@ -292,11 +317,8 @@ class Recommender:
             rows = np.arange(start, min(start + BLOCK, len(users)))
             stated = rows[has_events[rows]] if by_state else np.zeros(0, np.int64)
             if len(stated):
-                if state is not None:
-                    states = [state]
-                else:
-                    block = self._for_scorer(_events_of(data, offsets, users[stated]))
-                    states = self.scorer.encode_users(block, users[stated])
+                block = self._for_scorer(_events_of(data, offsets, users[stated]))
+                states = self.scorer.encode_users(block, users[stated])
                 for r, s in zip(stated, states, strict=True):
                     k = min(n, len(self.catalog) - len(blocked[r]))
                     if k >= 1:
@@ -338,15 +360,33 @@ class Recommender:
             self._popularity = self.history.users_per_item()
         return self._popularity
 
-    def _cached_state(self, query: Query) -> UserState | None:
-        """A known user's cached state, when the query adds nothing to their history."""
-        if query.user_id is None or query.history or query.user_id not in self._states:
+    def _known(self, query: Query) -> Known | None:
+        """The kept state of the query's known user, when the query adds nothing to their history
+        and the model has interest vectors: from the cache, else encoded (and kept). A user
+        whose events arrived since is re-encoded from the newest ``Scorer.state_events`` of them,
+        which give the same state as the whole history. None: answer from the history instead."""
+        user = query.user_id
+        if user is None or query.history or "interest_vectors" not in self.can:
             return None
-        self._states.move_to_end(query.user_id)
-        return self._states[query.user_id]
+        known = self._states.get(user)
+        if known is None or known.stale:
+            if user not in self.histories:
+                return None
+            history = self.histories.user_events(user)
+            seen = np.unique(history.item_idx)
+            tail = self._for_scorer(history)
+            window = self.scorer.state_events
+            if window is not None and len(tail) > window:
+                tail = tail.take(np.arange(len(tail) - window, len(tail)))
+            if not len(tail):
+                return None
+            known = Known(self.scorer.encode_users(tail, np.array([0]))[0], seen)
+            self._cache(user, known)
+        self._states.move_to_end(user)
+        return known
 
-    def _cache(self, user_id: str, state: UserState) -> None:
-        self._states[user_id] = state
+    def _cache(self, user_id: str, known: Known) -> None:
+        self._states[user_id] = known
         self._states.move_to_end(user_id)
         if len(self._states) > self.cache_users:
             self._states.popitem(last=False)

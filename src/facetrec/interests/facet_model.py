@@ -509,8 +509,8 @@ class FacetNet(nn.Module):
         position, or with ``last_only`` [batch, K, D], [batch, K] and [batch, K, width] at the
         most recent one (scoring a user); D is the output item vectors' width.
         """
-        table = torch.cat([items.new_zeros(1, items.shape[1]), items])  # row 0: padding
-        vectors = table[batch["items"]]
+        padding = (batch["items"] == 0).unsqueeze(-1)  # item i is row i - 1; padding reads zeros
+        vectors = items[(batch["items"] - 1).clamp_min(0)].masked_fill(padding, 0.0)  # no copy of the table
         states = self.encoder.states(vectors, batch)
         values = vectors if self.config.interest_values == "items" else states
         interests, attention = self.encoder.interests(states, values, batch["items"] == 0, last_only)

@@ -77,6 +77,12 @@ class Scorer(Component[C]):
         declare ``cold_items``); they are scored from then on without retraining."""
         raise ConfigError(f"{type(self).__name__} cannot score items it was not trained on")
 
+    @property
+    def state_events(self) -> int | None:
+        """How many of a user's newest events their UserState depends on (None: all of them), so
+        a Recommender re-encodes a user whose events arrived from that tail alone."""
+        return None
+
     def encode_users(self, history: Interactions, users: np.ndarray) -> list:
         """One UserState per user (models that declare ``interest_vectors``)."""
         raise ConfigError(f"{type(self).__name__} gives no interest vectors; rank its scores instead")

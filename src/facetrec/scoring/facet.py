@@ -380,6 +380,12 @@ class FacetScorer(Scorer[FacetConfig]):
         the best single interest for hard routing, which scores by it."""
         return "max" if self.config.routing == "hard" else "logsumexp"
 
+    @property
+    def state_events(self) -> int:
+        """The encoder reads the newest ``max_len`` events, and the oldest of them its time gap to
+        the event before: a state is exactly a function of the newest ``max_len + 1`` events."""
+        return self.config.max_len + 1
+
     def add_items(self, text_vectors: np.ndarray) -> None:
         """Append items described by their raw text embeddings: centred as the training items were,
         without an ID vector and without reviews (they are cold), so they are scored through
@@ -440,7 +446,8 @@ class FacetScorer(Scorer[FacetConfig]):
         """Per batch of users: (interests [b, K, D], log gate weights [b, K], attention
         [b, K, width], windows [b, width], output item vectors [n_items, D])."""
         was_training = net.training
-        net.eval()
+        if was_training:
+            net.eval()
         history = history.sorted()
         offsets = history.user_offsets()
         features = EventFeatures.of(history)
@@ -452,7 +459,8 @@ class FacetScorer(Scorer[FacetConfig]):
             batch = {k: v.to(device) for k, v in trimmed(windows, slice(None)).items()}
             interests, log_weights, attention = net(batch, inputs, last_only=True)
             yield interests, log_weights, attention, batch["items"], items
-        net.train(was_training)
+        if was_training:  # (train() walks every module: a measurable share of one user's encoding)
+            net.train()
 
     def _scores(self, net: FacetNet, history: Interactions, users: np.ndarray) -> torch.Tensor:
         out = []

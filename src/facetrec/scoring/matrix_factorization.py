@@ -113,8 +113,18 @@ class ALSScorer(Scorer[ALSConfig]):
         cpu = _implicit()
         with threadpool_limits(1, "blas"):
             model = self._model(cpu)
-            model.item_factors = self.item_factors_
+            model.item_factors = self._writable_factors()
             return model.recalculate_user(np.arange(rows.shape[0]), rows)
+
+    def _writable_factors(self) -> np.ndarray:
+        """``item_factors_`` as implicit's Cython takes them: a writable buffer (it only reads it).
+        Factors mapped read-only from a bundle are copied once per process."""
+        if self.item_factors_.flags.writeable:
+            return self.item_factors_
+        copy = getattr(self, "_factors_copy", None)
+        if copy is None or copy[0] is not self.item_factors_:
+            self._factors_copy = (self.item_factors_, np.array(self.item_factors_))
+        return self._factors_copy[1]
 
     def _score(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         return self.user_factors(history, users) @ self.item_factors_.T
