@@ -21,8 +21,11 @@ Then the reload-under-load row: readers ask for diversified recommendations and 
 events while POST /admin/reload swaps between two bundles --reloads times; every request must
 get a 2xx and every acknowledged event must be stored.
 
-    python benchmarks/durability.py [--stores sqlite,postgresql --postgres-url postgresql://...]
+    python benchmarks/durability.py [--stores sqlite,postgresql] [--postgres-url postgresql://...]
         [--cycles 20] [--seed 0] [--work DIR]
+
+Without --postgres-url, PostgreSQL runs on a throwaway server (facetrec.testing.postgres: Debian's
+packages, or $FACETREC_TEST_POSTGRES_URL).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,34 +81,30 @@ def build_bundles(work: Path) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class Store:
-    """Where a run's events live: how `facetrec serve` is told, and how to read them back."""
+    """Where a run's events live: a SQLite file or a PostgreSQL URL, as ``open_store`` takes it."""
 
     name: str
-    serve_args: list[str]
-    open: Callable[[], Any]
-    """A HistoryStore on the same events, opened here while the server is down."""
+    location: str
 
+    def serve_args(self) -> list[str]:
+        return ["--events", self.location] if self.name == "sqlite" else ["--store", self.location]
 
-def sqlite_store(path: Path) -> Store:
-    from facetrec.serving.store import SQLiteHistoryStore
-
-    for suffix in ("", "-wal", "-shm"):  # every run starts on an empty store
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return Store("sqlite", ["--events", str(path)], lambda: SQLiteHistoryStore(path))
-
-
-def postgres_store(url: str) -> Store:
-    def open_() -> Any:
+    def open(self) -> Any:
+        """A HistoryStore on the same events, opened here while the server is down."""
         from facetrec.serving.store import open_store
 
-        return open_store(url)
-
-    return Store("postgresql", ["--store", url], open_)
+        return open_store(self.location)
 
 
 def store_for(name: str, args: argparse.Namespace, run: str) -> Store:
-    """The store ``name`` for one run: an empty SQLite file in --work, or the --postgres-url database."""
-    return postgres_store(args.postgres_url) if name == "postgresql" else sqlite_store(args.work / f"{run}.sqlite")
+    """The store ``name`` for one run: an empty SQLite file in --work, or the PostgreSQL database
+    (runs tell their events apart by their ids' prefix)."""
+    if name == "postgresql":
+        return Store(name, args.postgres_url)
+    path = args.work / f"{run}.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return Store(name, str(path))
 
 
 def free_port() -> int:
@@ -132,24 +132,29 @@ class Server:
             self.kill()
 
 
-def start(bundle: Path, store: Store, workers: int, log: Path, timeout: float) -> Server | None:
-    """The server, once it answers /healthz; None (and the process killed) when it does not in time."""
+class StartFailed(Exception):
+    """A server that did not answer /healthz in time; the message says how it failed."""
+
+
+def start(bundle: Path, store: Store, workers: int, log: Path, timeout: float) -> Server:
+    """The server, once it answers /healthz; StartFailed (and the process killed) when it does not in time."""
     port = free_port()
     args = [sys.executable, "-m", "facetrec", "serve", "--bundle", str(bundle), "--port", str(port)]
-    args += [*store.serve_args, "--api-key", KEY, "--workers", str(workers), "--log-level", "warning"]
+    args += [*store.serve_args(), "--api-key", KEY, "--workers", str(workers), "--log-level", "warning"]
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StartFailed(f"exited with status {process.returncode}")
         try:
             if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.2)
-    if process.poll() is None:
-        server.kill()
-    return None
+    server.kill()
+    raise StartFailed(f"no /healthz answer in {timeout:.0f} s")
 
 
 def start_until_up(
@@ -157,10 +162,10 @@ def start_until_up(
 ) -> tuple[Server, int]:
     """(the server, failed starts before it answered); gives up after START_TRIES failures."""
     for failures in range(START_TRIES):
-        server = start(bundle, store, args.workers, log, args.restart_timeout)
-        if server is not None:
-            return server, failures
-        console.print(f"[red]{store.name}: a start failed (no /healthz in {args.restart_timeout:.0f} s); see {log}")
+        try:
+            return start(bundle, store, args.workers, log, args.restart_timeout), failures
+        except StartFailed as exc:
+            console.print(f"[red]{store.name}: a start failed ({exc}); see {log}")
     raise SystemExit(f"{store.name}: the server did not start {START_TRIES} times in a row; see {log}")
 
 
@@ -376,10 +381,22 @@ def reload_under_load(
     }
 
 
+def throwaway_postgres(stack: ExitStack, parser: argparse.ArgumentParser) -> str:
+    """The URL of a PostgreSQL server started for this run (stopped and deleted at the end)."""
+    from facetrec.testing.postgres import Unavailable, server
+
+    try:
+        return stack.enter_context(server())
+    except Unavailable as exc:
+        parser.error(f"--stores postgresql: no --postgres-url, and no PostgreSQL server could be started: {exc}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", default="sqlite", help="Comma-separated: sqlite, postgresql.")
-    parser.add_argument("--postgres-url", help="PostgreSQL database for --stores postgresql (postgresql://...).")
+    parser.add_argument(
+        "--postgres-url", help="Database for --stores postgresql (default: a throwaway server started for the run)."
+    )
     parser.add_argument("--cycles", type=int, default=20, help="Kill/restart cycles per store.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent client threads.")
     parser.add_argument("--kill-after", type=float, nargs=2, default=(0.3, 2.0), metavar=("MIN", "MAX"),
@@ -393,24 +410,25 @@ def main() -> None:
     stores = args.stores.split(",")
     if unknown := set(stores) - {"sqlite", "postgresql"}:
         parser.error(f"--stores: unknown store {sorted(unknown)[0]!r}; use sqlite and/or postgresql")
-    if "postgresql" in stores and not args.postgres_url:
-        parser.error("--stores postgresql needs --postgres-url postgresql://user@host/database")
 
     console = Console()
     args.work.mkdir(parents=True, exist_ok=True)
     bundles = build_bundles(args.work)
     rows = []
-    for name in stores:
-        log = args.work / f"server-{name}.log"
-        log.unlink(missing_ok=True)
-        row = {"dataset": DATASET, "model": MODEL, "store": name, "workers": args.workers}
-        scenario = f"SIGKILL at random moments, restart; {args.clients} clients posting"
-        metrics = kill_cycles(bundles[0], store_for(name, args, "kill"), args, log, console)
-        rows.append({**row, "scenario": scenario, "metrics": metrics})
-        if args.reloads:
-            scenario = f"{args.reloads} reloads under load; {args.clients - 1} readers (MMR), 1 writer"
-            metrics = reload_under_load(bundles, store_for(name, args, "reload"), args, log, console)
+    with ExitStack() as stack:
+        if "postgresql" in stores and not args.postgres_url:
+            args.postgres_url = throwaway_postgres(stack, parser)
+        for name in stores:
+            log = args.work / f"server-{name}.log"
+            log.unlink(missing_ok=True)
+            row = {"dataset": DATASET, "model": MODEL, "store": name, "workers": args.workers}
+            scenario = f"SIGKILL at random moments, restart; {args.clients} clients posting"
+            metrics = kill_cycles(bundles[0], store_for(name, args, "kill"), args, log, console)
             rows.append({**row, "scenario": scenario, "metrics": metrics})
+            if args.reloads:
+                scenario = f"{args.reloads} reloads under load; {args.clients - 1} readers (MMR), 1 writer"
+                metrics = reload_under_load(bundles, store_for(name, args, "reload"), args, log, console)
+                rows.append({**row, "scenario": scenario, "metrics": metrics})
 
     table = Table(title="faults: kill/restart cycles and reloads under load")
     for column in ("store", "scenario", "metrics"):
