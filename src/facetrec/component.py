@@ -5,12 +5,20 @@ to describe); ``fit`` returns ``self`` and sets public attributes ending in ``_`
 component before ``fit`` raises :class:`NotFittedError`. A saved component is a directory:
 ``manifest.json`` (class, config, versions, scalar state) plus ``state.safetensors`` (arrays).
 No pickle, and nothing of the training data beyond the learned state.
+
+Loading never imports what a file names: the manifest's ``class`` must be one facetrec knows
+(a registered model, one of facetrec's own components, or the class ``load`` was called on), and
+its state may set only the fitted attributes that class declares, so a crafted directory can
+neither run code at import nor overwrite methods or settings.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -22,6 +30,9 @@ from facetrec.errors import ConfigError, NotFittedError
 
 C = TypeVar("C")
 _SCALARS = (bool, int, float, str)
+
+OWN_COMPONENTS = ("facetrec.ranking.ranker:Ranker", "facetrec.content.lexical:LexicalEncoder")
+"""facetrec's saved component classes besides the models (those are in scoring/registry.py)."""
 
 
 class Component(Generic[C]):
@@ -89,12 +100,13 @@ class Component(Generic[C]):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        """Load a component saved by :meth:`save`; the saved class must be ``cls`` or a subclass."""
+        """Load a component saved by :meth:`save`; the saved class must be ``cls`` or a subclass.
+
+        A damaged or foreign directory is a :class:`ConfigError` (or DataError) naming the file."""
         from safetensors.numpy import load_file
 
         root = Path(directory)
-        manifest = _read_manifest(root)
-        saved = _import_class(manifest["class"], root)
+        saved, manifest = check_saved(root, None if cls is Component else cls)
         if not issubclass(saved, cls):
             raise ConfigError(f"{root}: holds a {manifest['class']}, not a {cls.__module__}.{cls.__qualname__}")
         component = saved(from_dict(saved.config_class, manifest["config"], f"{root}/manifest.json config"))
@@ -103,28 +115,110 @@ class Component(Generic[C]):
         return component
 
 
+def check_saved(root: Path, expected: type[Component] | None = None) -> tuple[type[Component], dict[str, Any]]:
+    """(class, manifest) of the component saved in ``root``, checked without loading its arrays:
+    the manifest parses, its class is known (:func:`known_class`; ``expected`` is accepted too),
+    and the state in the manifest and in ``state.safetensors`` (whose header must match its size)
+    holds only fitted attributes the class declares."""
+    from facetrec.arrays import map_safetensors
+
+    manifest = _read_manifest(root)
+    name, config, state = manifest.get("class"), manifest.get("config"), manifest.get("state")
+    if not isinstance(name, str) or not isinstance(config, dict) or not isinstance(state, dict):
+        raise ConfigError(f"{root}/manifest.json: 'class' must be a string, 'config' and 'state' objects")
+    saved = known_class(name, root, expected)
+    arrays = root / "state.safetensors"
+    if not arrays.is_file():
+        raise ConfigError(f"{arrays}: missing; the component was not saved completely")
+    for where, names in ((f"{root}/manifest.json", state), (str(arrays), map_safetensors(arrays))):
+        _check_state(saved, names, where)
+    for key, value in state.items():
+        if not (isinstance(value, _SCALARS) or value is None):
+            raise ConfigError(f"{root}/manifest.json: state {key!r} must be a number, string, boolean or null")
+    return saved, manifest
+
+
+def known_class(name: str, root: Path, expected: type[Component] | None = None) -> type[Component]:
+    """The Component class a manifest names, found among the registered models
+    (scoring/registry.py, including those registered at run time or by entry point), facetrec's
+    own components (:data:`OWN_COMPONENTS`) and ``expected``. Only a known class's own module is
+    imported: a manifest naming anything else is refused before any import."""
+    from facetrec.scoring.registry import SCORERS
+
+    if expected is not None and name == f"{expected.__module__}.{expected.__qualname__}":
+        return expected
+    known = {path.replace(":", "."): path for path in (*SCORERS.values(), *OWN_COMPONENTS)}
+    if name not in known:
+        raise ConfigError(
+            f"{root}/manifest.json: class {name!r} is not a registered facetrec model or component; "
+            "register it (facetrec.scoring.registry.register) before loading"
+        )
+    module, _, qualname = known[name].partition(":")
+    found: Any = importlib.import_module(module)
+    try:
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except AttributeError:
+        raise ConfigError(f"{root}: the saved class {name} cannot be found in {module}") from None
+    if not (isinstance(found, type) and issubclass(found, Component)):
+        raise ConfigError(f"{root}: {name} is not a facetrec Component")
+    return found
+
+
+def declared_state(cls: type) -> frozenset[str]:
+    """The fitted attributes ``cls`` declares: public ``name_`` attributes that it or a base
+    class annotates or that their methods use. Read from the classes' code, so a model declares
+    its state by setting it in ``fit``, as the contract asks, without a second list to keep."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        names.update(inspect.get_annotations(klass))
+        for member in vars(klass).values():
+            for code in _codes(member):
+                names.update(code.co_names)
+    return frozenset(n for n in names if n.endswith("_") and not n.startswith("_") and not hasattr(cls, n))
+
+
+def _codes(member: Any) -> Iterator[types.CodeType]:
+    """The code objects of a class member (function, static/class method, property), nested ones included."""
+    if isinstance(member, property):
+        functions = [member.fget, member.fset, member.fdel]
+    else:
+        functions = [getattr(member, "__func__", member)]
+    stack = [f.__code__ for f in functions if isinstance(f, types.FunctionType)]
+    while stack:
+        code = stack.pop()
+        yield code
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def _check_state(cls: type, names: Any, where: str) -> None:
+    unknown = sorted(set(names) - declared_state(cls))
+    if unknown:
+        raise ConfigError(f"{where}: state {', '.join(map(repr, unknown))} is not declared by {cls.__qualname__}")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document at ``path``, or a ConfigError naming the file (a truncated or foreign file)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
+        raise ConfigError(f"{path}: cannot be read ({reason})") from None
+
+
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / "manifest.json"
     if not path.is_file():
         raise ConfigError(f"{root}: no manifest.json; is this a directory written by .save()?")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != "facetrec-component":
-        raise ConfigError(f"{path}: not a saved facetrec component (format {manifest.get('format')!r})")
-    saved_version = manifest.get("versions", {}).get("facetrec")
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != "facetrec-component":
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ConfigError(f"{path}: not a saved facetrec component (format {found!r})")
+    versions = manifest.get("versions")
+    saved_version = versions.get("facetrec") if isinstance(versions, dict) else None
     if saved_version != __version__:
         raise ConfigError(
             f"{path}: saved by facetrec {saved_version}, this is facetrec {__version__}; "
             "re-train and save it with this version"
         )
     return manifest
-
-
-def _import_class(path: str, root: Path) -> type[Component]:
-    module_name, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError):
-        raise ConfigError(f"{root}: the saved class {path} cannot be imported here") from None
-    if not (isinstance(found, type) and issubclass(found, Component)):
-        raise ConfigError(f"{root}: {path} is not a facetrec Component")
-    return found
