@@ -1163,6 +1163,9 @@ def serve(
         int, typer.Option(help="Worker processes; each loads the bundle, all share the event store.")
     ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request body; a slower one gets a 408.")
+    ] = 10.0,
 ) -> None:
     """Serve recommendations, events, interests and a web page over HTTP (docs/serving.md)."""
     import secrets
@@ -1173,13 +1176,15 @@ def serve(
         raise typer.BadParameter("must be between 1 and 65535", param_hint="--port")
     if workers < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--workers")
+    if not 0 < body_timeout < float("inf"):
+        raise typer.BadParameter("must be a positive number of seconds", param_hint="--body-timeout")
     page = f"http://{host}:{port}/"
     if not api_key:
         api_key = secrets.token_urlsafe(24)
         typer.echo(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
         page += f"#key={api_key}"  # the page reads it from the fragment, which is never sent to the server
     typer.echo(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)")  # plain: never wrapped
-    run(bundle, host, port, events, api_key, workers, log_level)
+    run(bundle, host, port, events, api_key, workers, log_level, body_timeout)
 
 
 @app.command()

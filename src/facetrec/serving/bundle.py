@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facetrec.errors import FacetrecError
+from facetrec import __version__
+from facetrec.component import check_saved, read_json
+from facetrec.errors import ConfigError, FacetrecError
 from facetrec.history import EventRecord
 from facetrec.ids import Vocabulary
-from facetrec.recommender import Recommender
+from facetrec.recommender import BUNDLE_FORMAT, Recommender
+from facetrec.scoring.base import Scorer
 from facetrec.serving.store import CHUNK, SQLiteHistoryStore
 from facetrec.types import ItemCatalog, object_array
 
@@ -30,7 +33,7 @@ def read_watermark(bundle: str | Path, store: SQLiteHistoryStore) -> int:
     path = Path(bundle) / WATERMARK
     if not path.is_file():
         return 0
-    mark = json.loads(path.read_text())
+    mark = read_json(path)
     if mark.get("events") != store.location:
         log.warning(
             "%s was built from %s, not %s: replaying every stored event", path, mark.get("events"), store.location
@@ -98,10 +101,63 @@ def known(recommender: Recommender, events: list[EventRecord]) -> list[EventReco
     return [e for e, ok in zip(events, found, strict=True) if ok]
 
 
+def check_bundle(bundle: str | Path) -> None:
+    """Refuse a bundle that cannot load, with one line naming the file, before anything starts or
+    is swapped; cheap (no arrays or tables are read): every manifest parses and matches this
+    version, the model's class is a known scorer declaring its saved state, and every
+    safetensors and Parquet file is complete (headers and footers match the file sizes)."""
+    from facetrec.arrays import map_safetensors
+    from facetrec.data.dataset import read_manifest
+
+    root = Path(bundle)
+    path = root / "manifest.json"
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"{root}: not a bundle directory ({exc.strerror})") from None
+    if not found:
+        raise ConfigError(f"{root}: no manifest.json; is this a bundle written by `facetrec train`?")
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(f"{path}: not a facetrec bundle")
+    if manifest.get("facetrec_version") != __version__:
+        raise ConfigError(f"{path}: written by facetrec {manifest.get('facetrec_version')}, this is {__version__}")
+    scorer, _ = check_saved(root / "scorer")
+    if not issubclass(scorer, Scorer):
+        raise ConfigError(f"{root / 'scorer'}: holds a {scorer.__name__}, not a scorer")
+    read_manifest(root / "data")
+    for table in ("interactions", "items", "users"):
+        _check_parquet(root / "data" / f"{table}.parquet")
+    for name in manifest.get("embeddings", []):
+        read_json(root / "embeddings" / f"{name}.json")
+        _check_file(root / "embeddings" / f"{name}.safetensors")
+        map_safetensors(root / "embeddings" / f"{name}.safetensors")
+    if (root / WATERMARK).is_file():
+        read_json(root / WATERMARK)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; the bundle was not written completely")
+
+
+def _check_parquet(path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _check_file(path)
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ConfigError(f"{path}: not a complete Parquet file ({str(exc).splitlines()[0]})") from None
+
+
 def load_bundle(bundle: str | Path, store: SQLiteHistoryStore, warm_users: int = 10_000) -> tuple[Recommender, int]:
     """The bundle's Recommender with the stored events it lacks appended, its ranker fitted and
     the states of its ``warm_users`` most recently active users encoded; returns it and the
-    arrival number of the newest event it holds."""
+    arrival number of the newest event it holds. A damaged bundle is refused by
+    :func:`check_bundle` first."""
+    check_bundle(bundle)
     recommender = Recommender.load(bundle)
     mark = read_watermark(bundle, store)
     replay_items(recommender, store, 0)  # items first: stored events may name them

@@ -2,11 +2,16 @@
 
 uvicorn starts the workers from an import string (``facetrec.serving.server:create``, an app
 factory) with the settings in the ``FACETREC_SERVE`` environment variable, so each process
-loads the bundle itself. Before starting them, :func:`run` checks the bundle and publishes it in
-the store; every worker serves the published bundle and keeps current by reading the events
-the others stored (serving/service.py). Inside a worker the Recommender is not thread-safe (the
-Service locks it), and the native libraries get one thread each (faiss, BLAS, torch): with
-concurrent requests more threads per request only fight over the same cores.
+loads the bundle itself. Before starting them, :func:`run` checks the bundle (a damaged one is
+one clear error, not a worker's traceback) and publishes it in the store; every worker serves
+the published bundle and keeps current by reading the events the others stored
+(serving/service.py). Inside a worker the Recommender is not thread-safe (the Service locks it),
+and the native libraries get one thread each (faiss, BLAS, torch): with concurrent requests more
+threads per request only fight over the same cores.
+
+Connections are bounded too: idle keep-alive connections close after ``KEEP_ALIVE`` seconds,
+request heads over ``MAX_HEAD`` bytes are refused, beyond ``MAX_CONNECTIONS`` concurrent
+connections uvicorn answers 503, and a body must arrive within the app's body timeout.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("facetrec.serving")
+BODY_TIMEOUT = 10.0
+"""Default seconds a client has to send a request body (``facetrec serve --body-timeout``)."""
 
 SETTINGS = "FACETREC_SERVE"
 """Environment variable carrying the settings from :func:`run` to the worker processes (JSON)."""
+KEEP_ALIVE = 5
+"""Seconds an idle keep-alive connection stays open."""
+MAX_HEAD = 16 * 1024
+"""Largest request line plus headers (bytes)."""
+MAX_CONNECTIONS = 512
+"""Concurrent connections (and requests) per worker; beyond them uvicorn answers 503."""
 
 
 def limit_threads() -> None:
@@ -39,29 +52,27 @@ def default_events_path(bundle: str | Path) -> Path:
     return Path(bundle).resolve().parent / "events.sqlite"
 
 
-def _check_bundle(bundle: str | Path) -> None:
-    from facetrec.errors import ConfigError
-
-    if not (Path(bundle) / "manifest.json").is_file():  # before creating an event store beside it
-        raise ConfigError(f"{bundle}: no manifest.json; is this a bundle written by `facetrec train`?")
-
-
 def build(
-    bundle: str | Path, events: str | Path | None = None, api_key: str | None = None, generation: int | None = None
+    bundle: str | Path,
+    events: str | Path | None = None,
+    api_key: str | None = None,
+    generation: int | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Any:
     """The FastAPI app over ``bundle`` and the SQLite store at ``events`` (default: beside the
     bundle), in this process; ``generation``: the one ``bundle`` was published as (default: the
-    store's newest)."""
+    store's newest); ``body_timeout``: seconds a client has to send a request body."""
     from facetrec.serving.app import create_app
+    from facetrec.serving.bundle import check_bundle
     from facetrec.serving.service import Service
     from facetrec.serving.store import SQLiteHistoryStore
 
-    _check_bundle(bundle)
+    check_bundle(bundle)  # before creating an event store beside it
     limit_threads()
     store = SQLiteHistoryStore(events or default_events_path(bundle))
     service = Service.open(bundle, store, generation=generation)
     log.info("worker %d serving %s with events up to %d from %s", os.getpid(), bundle, service.applied, store.location)
-    return create_app(service, api_key)
+    return create_app(service, api_key, body_timeout=body_timeout)
 
 
 def create() -> Any:
@@ -76,7 +87,9 @@ def create() -> Any:
         generation, published = store.published()
     finally:
         store.close()
-    return build(published or settings["bundle"], settings["events"], settings["api_key"], generation)
+    return build(
+        published or settings["bundle"], settings["events"], settings["api_key"], generation, settings["body_timeout"]
+    )
 
 
 def run(
@@ -87,21 +100,29 @@ def run(
     api_key: str | None = None,
     workers: int = 1,
     log_level: str = "info",
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
-    """Publish ``bundle`` in the event store and serve it with ``workers`` processes."""
+    """Check ``bundle``, publish it in the event store and serve it with ``workers`` processes."""
     import uvicorn
 
+    from facetrec.serving.bundle import check_bundle
     from facetrec.serving.store import SQLiteHistoryStore
 
     _logging(log_level)
-    _check_bundle(bundle)
+    check_bundle(bundle)  # one clear error here, not a traceback from every worker
     path = Path(events or default_events_path(bundle)).resolve()
     store = SQLiteHistoryStore(path)
     try:
         store.publish(bundle)
     finally:
         store.close()
-    settings = {"bundle": str(Path(bundle).resolve()), "events": str(path), "api_key": api_key, "log_level": log_level}
+    settings = {
+        "bundle": str(Path(bundle).resolve()),
+        "events": str(path),
+        "api_key": api_key,
+        "log_level": log_level,
+        "body_timeout": body_timeout,
+    }
     os.environ[SETTINGS] = json.dumps(settings)
     uvicorn.run(
         f"{__name__}:create",
@@ -111,6 +132,9 @@ def run(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE,
+        h11_max_incomplete_event_size=MAX_HEAD,
+        limit_concurrency=MAX_CONNECTIONS,
     )
 
 

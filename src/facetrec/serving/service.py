@@ -13,6 +13,10 @@ them, so an event acknowledged by any worker is in every worker's next answer. T
 reads the bundle generation (``store.generation``): when another worker was told to reload, this
 one loads the published bundle in a background thread and swaps it in, answering from the old
 one meanwhile.
+
+No request waits forever: one that cannot take the lock within ``lock_timeout`` seconds raises
+:class:`Busy` (the API answers 503 with Retry-After), and a bundle that cannot be loaded is a
+ConfigError saying why (422) while the current one keeps serving.
 """
 
 from __future__ import annotations
@@ -28,17 +32,23 @@ from typing import Any
 
 import numpy as np
 
-from facetrec.errors import DataError, UnknownIdError
+from facetrec.errors import ConfigError, DataError, FacetrecError, UnknownIdError
 from facetrec.history import EventRecord, check_events
 from facetrec.recommender import Recommender, list_rows
 from facetrec.serving.bundle import item_catalog, load_bundle, replay, replay_items
-from facetrec.serving.store import SQLiteHistoryStore
+from facetrec.serving.store import SQLiteHistoryStore, StoreUnavailable
 from facetrec.types import Event, ItemList, Query
 
 log = logging.getLogger(__name__)
 
 TEXT_SEED_ITEMS = 5
 """Items nearest to a free-text statement that form its session history."""
+LOCK_TIMEOUT = 10.0
+"""Seconds a request waits for the Recommender (or a reload for the one before it) before it is refused."""
+
+
+class Busy(RuntimeError):
+    """The Recommender could not be reached within the lock timeout: retry later (HTTP 503)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,9 @@ class Service:
         applied: int = 0,
         generation: int = 0,
         warm_users: int = 10_000,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> None:
-        self.store, self.bundle, self.warm_users = store, bundle, warm_users
+        self.store, self.bundle, self.warm_users, self.lock_timeout = store, bundle, warm_users, lock_timeout
         self._rec = recommender
         self._applied = applied  # arrival number of the newest stored event in the Recommender
         self._items_applied = 0  # ... and of the newest stored catalogue item (items it holds are skipped)
@@ -128,11 +139,25 @@ class Service:
         path = Path(bundle) if bundle is not None else self.bundle
         if path is None:
             raise DataError("reload: this service was not started from a bundle directory; name one")
-        with self._reload_lock:
-            recommender, applied = load_bundle(path, self.store, self.warm_users)
+        if not self._reload_lock.acquire(timeout=self.lock_timeout):
+            raise Busy(f"another bundle is being loaded; not reloaded within {self.lock_timeout:g} s")
+        try:
+            try:
+                recommender, applied = load_bundle(path, self.store, self.warm_users)
+            except StoreUnavailable:
+                raise  # the store, not the bundle: a 503
+            except FacetrecError as exc:
+                raise ConfigError(f"reload refused, still serving {self.bundle}: {exc}") from None
+            except Exception as exc:  # a bundle whose files check out but whose contents do not fit
+                log.exception("could not load %s", path)
+                raise ConfigError(
+                    f"reload refused, still serving {self.bundle}: {path} could not be loaded ({type(exc).__name__})"
+                ) from None
             with self._lock:
                 self._generation = self.store.publish(path)
                 self._swap(recommender, applied, path)
+        finally:
+            self._reload_lock.release()
         return path
 
     # ------------------------------------------------------------------ reads
@@ -228,10 +253,15 @@ class Service:
 
     @contextmanager
     def _serial(self) -> Iterator[None]:
-        """The lock, taken by a request thread limited to one OpenMP thread (see _one_thread)."""
+        """The lock, taken by a request thread limited to one OpenMP thread (see _one_thread),
+        within ``lock_timeout`` seconds (else :class:`Busy`)."""
         _one_thread()
-        with self._lock:
+        if not self._lock.acquire(timeout=self.lock_timeout):
+            raise Busy(f"the recommender is busy: no answer within {self.lock_timeout:g} s; retry shortly")
+        try:
             yield
+        finally:
+            self._lock.release()
 
     def _sync(self) -> None:
         """Apply the events stored since the last one applied, and follow a bundle another worker
