@@ -1153,6 +1153,12 @@ def serve(
     events: Annotated[
         Path | None, typer.Option(help="SQLite event store (default: events.sqlite beside the bundle directory).")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Event store as a location: postgresql://user@host/db, sqlite:///path (instead of --events)."
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -1176,6 +1182,8 @@ def serve(
         raise typer.BadParameter("must be between 1 and 65535", param_hint="--port")
     if workers < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--workers")
+    if events is not None and store is not None:
+        raise typer.BadParameter("give --store or --events, not both", param_hint="--store")
     if not 0 < body_timeout < float("inf"):
         raise typer.BadParameter("must be a positive number of seconds", param_hint="--body-timeout")
     page = f"http://{host}:{port}/"
@@ -1184,29 +1192,34 @@ def serve(
         typer.echo(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
         page += f"#key={api_key}"  # the page reads it from the fragment, which is never sent to the server
     typer.echo(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)")  # plain: never wrapped
-    run(bundle, host, port, events, api_key, workers, log_level, body_timeout)
+    run(bundle, host, port, store or events, api_key, workers, log_level, body_timeout)
 
 
 @app.command()
 def retrain(
     bundle: Annotated[Path, typer.Option(help="The bundle the service runs.")],
-    events: Annotated[Path, typer.Option(help="The service's SQLite event store.")],
     out: Annotated[Path, typer.Option(help="Where to write the new bundle.")],
+    events: Annotated[Path | None, typer.Option(help="The service's SQLite event store.")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="The service's event store as a location: postgresql://..., sqlite:///...")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the model's epochs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Fold the stored events into a new bundle offline; swap it in with POST /admin/reload."""
     from facetrec.serving.retrain import retrain as fold_and_fit
-    from facetrec.serving.store import SQLiteHistoryStore
+    from facetrec.serving.store import open_store
 
-    if not events.is_file():
+    if (events is None) == (store is None):
+        raise typer.BadParameter("give one of --events or --store", param_hint="--store")
+    if events is not None and not events.is_file():
         raise typer.BadParameter(f"{events} does not exist", param_hint="--events")
-    store = SQLiteHistoryStore(events)
+    opened = open_store(store or events)
     try:
-        with _stage(f"retraining {bundle} with the events in {events}"):
-            manifest, n = fold_and_fit(bundle, store, out, epochs)
+        with _stage(f"retraining {bundle} with the events in {opened.location}"):
+            manifest, n = fold_and_fit(bundle, opened, out, epochs)
     finally:
-        store.close()
+        opened.close()
     if as_json:
         _emit({"bundle": str(manifest.parent), "events_folded": n})
         return

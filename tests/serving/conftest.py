@@ -49,7 +49,7 @@ class Server:
 
     process: subprocess.Popen
     url: str
-    events: Path
+    events: Path | str
     log: Path
     client: httpx.Client
 
@@ -70,12 +70,14 @@ class Server:
         self.client.close()
 
 
-def start_server(bundle: Path, events: Path, log: Path, *extra: str, api_key: str | None = KEY) -> Server:
+def start_server(bundle: Path, events: Path | str, log: Path, *extra: str, api_key: str | None = KEY) -> Server:
+    """``events``: a SQLite file (``--events``) or a store location such as a PostgreSQL URL (``--store``)."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FACETREC_API_KEY", None)
     args = [sys.executable, "-m", "facetrec", "serve", "--bundle", str(bundle), "--port", str(port)]
-    args += ["--events", str(events), "--log-level", "warning", *extra]
+    args += ["--store", events] if isinstance(events, str) else ["--events", str(events)]
+    args += ["--log-level", "warning", *extra]
     if api_key is not None:
         args += ["--api-key", api_key]
     out = log.open("ab")

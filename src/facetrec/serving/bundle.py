@@ -19,7 +19,7 @@ from facetrec.history import EventRecord
 from facetrec.ids import Vocabulary
 from facetrec.recommender import BUNDLE_FORMAT, Recommender
 from facetrec.scoring.base import Scorer
-from facetrec.serving.store import CHUNK, SQLiteHistoryStore
+from facetrec.serving.store import CHUNK, ServiceStore
 from facetrec.types import ItemCatalog, object_array
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ WATERMARK = "serving.json"
 """File in a bundle written by ``facetrec retrain``: the store and the last event (arrival number) it holds."""
 
 
-def read_watermark(bundle: str | Path, store: SQLiteHistoryStore) -> int:
+def read_watermark(bundle: str | Path, store: ServiceStore) -> int:
     """Arrival number of the last event of ``store`` already inside ``bundle`` (0: none)."""
     path = Path(bundle) / WATERMARK
     if not path.is_file():
@@ -42,7 +42,7 @@ def read_watermark(bundle: str | Path, store: SQLiteHistoryStore) -> int:
     return int(mark.get("last_event_id", 0))
 
 
-def write_watermark(bundle: str | Path, store: SQLiteHistoryStore, last_seq: int) -> Path:
+def write_watermark(bundle: str | Path, store: ServiceStore, last_seq: int) -> Path:
     path = Path(bundle) / WATERMARK
     path.write_text(json.dumps({"events": store.location, "last_event_id": int(last_seq)}, indent=2) + "\n")
     return path
@@ -63,7 +63,7 @@ def item_catalog(items: list[tuple[str, dict]]) -> ItemCatalog:
     )
 
 
-def replay_items(recommender: Recommender, store: SQLiteHistoryStore, after: int) -> int:
+def replay_items(recommender: Recommender, store: ServiceStore, after: int) -> int:
     """Add the items stored after arrival number ``after`` that the recommender's catalogue lacks
     (a retrained bundle already holds them); returns the newest arrival number read."""
     stored = store.items_since(after)
@@ -78,7 +78,7 @@ def replay_items(recommender: Recommender, store: SQLiteHistoryStore, after: int
     return stored[-1][0]
 
 
-def replay(recommender: Recommender, store: SQLiteHistoryStore, after: int) -> int:
+def replay(recommender: Recommender, store: ServiceStore, after: int) -> int:
     """Append the stored events after arrival number ``after`` to ``recommender`` (time
     proportional to them; events on items outside its catalogue, possible after swapping
     bundles, are skipped with a warning). Returns the arrival number of the newest one read."""
@@ -152,7 +152,7 @@ def _check_parquet(path: Path) -> None:
         raise ConfigError(f"{path}: not a complete Parquet file ({str(exc).splitlines()[0]})") from None
 
 
-def load_bundle(bundle: str | Path, store: SQLiteHistoryStore, warm_users: int = 10_000) -> tuple[Recommender, int]:
+def load_bundle(bundle: str | Path, store: ServiceStore, warm_users: int = 10_000) -> tuple[Recommender, int]:
     """The bundle's Recommender with the stored events it lacks appended, its ranker fitted and
     the states of its ``warm_users`` most recently active users encoded; returns it and the
     arrival number of the newest event it holds. A damaged bundle is refused by

@@ -15,11 +15,11 @@ from facetrec.data.dataset import Dataset
 from facetrec.recommender import Recommender, fit_recommender
 from facetrec.scoring.registry import kind_of
 from facetrec.serving.bundle import item_catalog, read_watermark, write_watermark
-from facetrec.serving.store import CHUNK, SQLiteHistoryStore
+from facetrec.serving.store import CHUNK, ServiceStore
 
 
 def retrain(
-    bundle: str | Path, store: SQLiteHistoryStore, out: str | Path, epochs: int | None = None
+    bundle: str | Path, store: ServiceStore, out: str | Path, epochs: int | None = None
 ) -> tuple[Path, int]:
     """Fit the bundle's model kind and settings on its histories plus the newer stored events;
     write the bundle to ``out``. Returns (its manifest, the number of events folded in)."""

@@ -59,17 +59,18 @@ def build(
     generation: int | None = None,
     body_timeout: float = BODY_TIMEOUT,
 ) -> Any:
-    """The FastAPI app over ``bundle`` and the SQLite store at ``events`` (default: beside the
-    bundle), in this process; ``generation``: the one ``bundle`` was published as (default: the
-    store's newest); ``body_timeout``: seconds a client has to send a request body."""
+    """The FastAPI app over ``bundle`` and the event store at ``events`` (any location
+    :func:`~facetrec.serving.store.open_store` reads; default: events.sqlite beside the bundle),
+    in this process; ``generation``: the one ``bundle`` was published as (default: the store's
+    newest); ``body_timeout``: seconds a client has to send a request body."""
     from facetrec.serving.app import create_app
     from facetrec.serving.bundle import check_bundle
     from facetrec.serving.service import Service
-    from facetrec.serving.store import SQLiteHistoryStore
+    from facetrec.serving.store import open_store
 
     check_bundle(bundle)  # before creating an event store beside it
     limit_threads()
-    store = SQLiteHistoryStore(events or default_events_path(bundle))
+    store = open_store(events or default_events_path(bundle))
     service = Service.open(bundle, store, generation=generation)
     log.info("worker %d serving %s with events up to %d from %s", os.getpid(), bundle, service.applied, store.location)
     return create_app(service, api_key, body_timeout=body_timeout)
@@ -78,11 +79,11 @@ def build(
 def create() -> Any:
     """The app factory each worker process calls: the bundle published in the store (by
     :func:`run` or a later reload), with the settings :func:`run` left in ``FACETREC_SERVE``."""
-    from facetrec.serving.store import SQLiteHistoryStore
+    from facetrec.serving.store import open_store
 
     settings = json.loads(os.environ[SETTINGS])
     _logging(settings["log_level"])
-    store = SQLiteHistoryStore(settings["events"])
+    store = open_store(settings["events"])
     try:
         generation, published = store.published()
     finally:
@@ -102,23 +103,26 @@ def run(
     log_level: str = "info",
     body_timeout: float = BODY_TIMEOUT,
 ) -> None:
-    """Check ``bundle``, publish it in the event store and serve it with ``workers`` processes."""
+    """Check ``bundle``, publish it in the event store at ``events`` (a PostgreSQL URL, a SQLite
+    ``sqlite:///`` location or file path; default: events.sqlite beside the bundle) and serve it
+    with ``workers`` processes."""
     import uvicorn
 
     from facetrec.serving.bundle import check_bundle
-    from facetrec.serving.store import SQLiteHistoryStore
+    from facetrec.serving.store import POSTGRES_PREFIXES, open_store
 
     _logging(log_level)
     check_bundle(bundle)  # one clear error here, not a traceback from every worker
-    path = Path(events or default_events_path(bundle)).resolve()
-    store = SQLiteHistoryStore(path)
+    store = open_store(events or default_events_path(bundle))  # a bad location: one line, before any worker
     try:
         store.publish(bundle)
     finally:
         store.close()
+    # Workers get a URL as given (store.location never holds its password), a SQLite file as an absolute path.
+    location = str(events) if str(events).startswith(POSTGRES_PREFIXES) else store.location
     settings = {
         "bundle": str(Path(bundle).resolve()),
-        "events": str(path),
+        "events": location,
         "api_key": api_key,
         "log_level": log_level,
         "body_timeout": body_timeout,

@@ -36,7 +36,7 @@ from facetrec.errors import ConfigError, DataError, FacetrecError, UnknownIdErro
 from facetrec.history import EventRecord, check_events
 from facetrec.recommender import Recommender, list_rows
 from facetrec.serving.bundle import item_catalog, load_bundle, replay, replay_items
-from facetrec.serving.store import SQLiteHistoryStore, StoreUnavailable
+from facetrec.serving.store import ServiceStore, StoreUnavailable
 from facetrec.types import Event, ItemList, Query
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Service:
     def __init__(
         self,
         recommender: Recommender,
-        store: SQLiteHistoryStore,
+        store: ServiceStore,
         bundle: Path | None = None,
         applied: int = 0,
         generation: int = 0,
@@ -85,7 +85,7 @@ class Service:
 
     @classmethod
     def open(
-        cls, bundle: str | Path, store: SQLiteHistoryStore, warm_users: int = 10_000, generation: int | None = None
+        cls, bundle: str | Path, store: ServiceStore, warm_users: int = 10_000, generation: int | None = None
     ) -> Service:
         """Load ``bundle`` with the stored events it lacks and warm the states of the
         ``warm_users`` most recently active users: a start's or restart's rebuild. ``generation``:
