@@ -18,9 +18,7 @@ from facetrec.serving.bundle import item_catalog, read_watermark, write_watermar
 from facetrec.serving.store import CHUNK, ServiceStore
 
 
-def retrain(
-    bundle: str | Path, store: ServiceStore, out: str | Path, epochs: int | None = None
-) -> tuple[Path, int]:
+def retrain(bundle: str | Path, store: ServiceStore, out: str | Path, epochs: int | None = None) -> tuple[Path, int]:
     """Fit the bundle's model kind and settings on its histories plus the newer stored events;
     write the bundle to ``out``. Returns (its manifest, the number of events folded in)."""
     old = Recommender.load(bundle)
