@@ -79,3 +79,22 @@ def test_a_damaged_file_is_one_clear_error(tmp_path: Path, damage, message: str)
     bad.write_bytes(damage(good.read_bytes()))
     with pytest.raises(DataError, match=message):
         map_safetensors(bad)
+
+
+def test_loading_maps_large_arrays_and_copies_small_ones(tmp_path: Path) -> None:
+    from facetrec.component import MAP_MIN_BYTES
+    from facetrec.data.synthetic import SynthConfig, generate
+    from facetrec.scoring.ease import EASEScorer
+
+    data = generate(SynthConfig(n_users=300, n_items=600, seed=0)).dataset
+    scorer = EASEScorer().fit(data.interactions)
+    scorer.save(tmp_path / "ease")
+    loaded = EASEScorer.load(tmp_path / "ease")
+    arrays = {n: getattr(loaded, n) for n in map_safetensors(tmp_path / "ease" / "state.safetensors")}
+    large = {n for n, a in arrays.items() if a.nbytes >= MAP_MIN_BYTES}
+    assert large, "the test needs one array above the mapping threshold"
+    for name, value in arrays.items():
+        assert isinstance(value, np.memmap) == (name in large), name
+        np.testing.assert_array_equal(value, getattr(scorer, name))
+    users = data.interactions.user_idx[:5]
+    np.testing.assert_allclose(loaded.score(data.interactions, users), scorer.score(data.interactions, users))

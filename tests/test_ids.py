@@ -38,3 +38,12 @@ def test_extend_appends_only_unseen_ids():
     assert list(vocab.ids) == ["a", "b", "c", "d"]
     assert vocab == Vocabulary(["a", "b", "c", "d"])
     assert vocab != Vocabulary(["a", "b", "d", "c"])
+
+
+def test_few_ids_are_looked_up_like_many():
+    vocab = Vocabulary([str(i) for i in range(50)] + ["a"], "item")
+    asked = [3, np.int64(7), "a", "x", 2.0, "49"]  # 2.0 is the id "2.0", not "2"
+    assert vocab.lookup(asked).tolist() == [3, 7, 50, -1, -1, 49]
+    many = asked * 3  # above the per-id path's size: the batched index lookup
+    assert vocab.lookup(many).tolist() == vocab.lookup(asked).tolist() * 3
+    assert vocab.lookup([]).dtype == vocab.lookup(many).dtype == np.int32

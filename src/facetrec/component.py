@@ -34,6 +34,10 @@ _SCALARS = (bool, int, float, str)
 OWN_COMPONENTS = ("facetrec.ranking.ranker:Ranker", "facetrec.content.lexical:LexicalEncoder")
 """facetrec's saved component classes besides the models (those are in scoring/registry.py)."""
 
+MAP_MIN_BYTES = 1 << 20
+"""Saved arrays this large or larger are loaded as read-only memory maps, which every worker
+process shares through the page cache; smaller ones are copied (a map each would cost more)."""
+
 
 class Component(Generic[C]):
     """Base class: subclasses set ``config_class`` to a frozen dataclass of their settings."""
@@ -102,15 +106,20 @@ class Component(Generic[C]):
     def load(cls, directory: str | Path) -> Self:
         """Load a component saved by :meth:`save`; the saved class must be ``cls`` or a subclass.
 
-        A damaged or foreign directory is a :class:`ConfigError` (or DataError) naming the file."""
-        from safetensors.numpy import load_file
+        A damaged or foreign directory is a :class:`ConfigError` (or DataError) naming the file.
+        Arrays of :data:`MAP_MIN_BYTES` or more stay read-only memory maps of the file, so worker
+        processes serving one bundle share them (overwrite a served bundle's files never: write a
+        new directory, as ``facetrec retrain`` does)."""
+        from facetrec.arrays import map_safetensors
 
         root = Path(directory)
         saved, manifest = check_saved(root, None if cls is Component else cls)
         if not issubclass(saved, cls):
             raise ConfigError(f"{root}: holds a {manifest['class']}, not a {cls.__module__}.{cls.__qualname__}")
         component = saved(from_dict(saved.config_class, manifest["config"], f"{root}/manifest.json config"))
-        for name, value in {**manifest["state"], **load_file(str(root / "state.safetensors"))}.items():
+        arrays = map_safetensors(root / "state.safetensors")
+        arrays = {key: a if a.nbytes >= MAP_MIN_BYTES else np.array(a) for key, a in arrays.items()}
+        for name, value in {**manifest["state"], **arrays}.items():
             setattr(component, name, value)
         return component
 
