@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from facetrec import __version__
-from facetrec.component import Component
+from facetrec.component import Component, read_json
 from facetrec.config import from_dict, to_dict
 from facetrec.data.dataset import Dataset
 from facetrec.errors import ConfigError, DataError, UnknownIdError
@@ -492,7 +492,7 @@ class Recommender:
         path = root / "manifest.json"
         if not path.is_file():
             raise ConfigError(f"{root}: no manifest.json; is this a bundle written by `facetrec train`?")
-        manifest = json.loads(path.read_text())
+        manifest = read_json(path)
         if manifest.get("format") != BUNDLE_FORMAT:
             raise ConfigError(f"{path}: not a facetrec bundle (format {manifest.get('format')!r})")
         if manifest.get("facetrec_version") != __version__:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from facetrec import __version__
+from facetrec.component import read_json
 from facetrec.config import from_dict, to_dict
 from facetrec.content.base import l2_normalize
 from facetrec.errors import ConfigError, DataError
@@ -238,7 +239,7 @@ def load_embeddings(
     meta_path = root / f"{modality}.json"
     if not meta_path.is_file():
         raise ConfigError(f"{root}: no {modality} embeddings in this bundle")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path)
     items = catalog.items
     if meta.get("items_sha256") != _digest(items.ids.tolist()):
         raise DataError(f"{meta_path}: the embeddings were made for other items than the bundle's catalogue")
