@@ -48,7 +48,7 @@ def test_health_openapi_page_and_metrics(server, data):
     assert server.client.get("/static/app.js").status_code == 200
     metrics = server.client.get("/metrics").text
     assert 'facetrec_requests_total{method="GET",route="/healthz",status="200"} ' in metrics
-    assert 'facetrec_request_duration_seconds_bucket{method="GET",route="/openapi.json",le="+Inf"} 1' in metrics
+    assert 'facetrec_request_duration_seconds_bucket{le="+Inf",method="GET",route="/openapi.json"} 1.0' in metrics
     assert "facetrec_applied_event " in metrics
 
 

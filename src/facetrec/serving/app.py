@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from anyio import to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
@@ -151,7 +152,7 @@ def create_app(
         diversity: Annotated[s.Diversity | None, Query()] = None,
         lam: Annotated[float | None, Query(alias="lambda", ge=0.0, le=1.0, allow_inf_nan=False)] = None,
         explain: bool = False,
-    ) -> JSONResponse:
+    ) -> FastJSON:
         """Top-k for a known user (or one who only has events posted to this service)."""
         answer = service.recommend(Wanted(user_id=user_id, n=k), explain, **_ranking(diversity, lam))
         return _listing(user_id, answer.rows, answer.labels, [])
@@ -162,7 +163,7 @@ def create_app(
         tags=["recommendations"],
         responses={**READ, **s.BODY, **s.UNKNOWN},
     )
-    def session_recommendations(body: s.RecommendationsIn) -> JSONResponse:
+    def session_recommendations(body: s.RecommendationsIn) -> FastJSON:
         """Top-k for an anonymous session: a list of item ids, or free text placed among the items."""
         ranking = _ranking(body.diversity, body.lam)
         if "items" in body.model_fields_set:
@@ -221,10 +222,17 @@ def create_app(
     return app
 
 
-def _listing(user: str | None, rows: list, labels: list[str], matched: list[str]) -> JSONResponse:
+class FastJSON(JSONResponse):
+    """A JSON body serialised by orjson (several times faster than the json module on a list's rows)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _listing(user: str | None, rows: list, labels: list[str], matched: list[str]) -> FastJSON:
     """A RecommendationsOut body, serialised directly: the service built plain, valid rows, and
     validating them again through pydantic costs as much as a cached recommendation."""
-    return JSONResponse({"user": user, "items": rows, "interests": labels, "matched": matched})
+    return FastJSON({"user": user, "items": rows, "interests": labels, "matched": matched})
 
 
 def _ranking(diversity: str | None, lam: float | None) -> dict[str, Any]:
