@@ -30,7 +30,7 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/encode_throughput.py
 	$(BIN)/python benchmarks/diversity.py
 	$(BIN)/python benchmarks/rerank_latency.py
-	$(BIN)/python benchmarks/durability.py --stores sqlite
+	$(BIN)/python benchmarks/durability.py --stores sqlite,postgresql
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k --parts loo --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts loo --models sasrec,sasrec-text,facet,facet-k1 --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-latest-small --parts loo --models sasrec,facet-sampled,sasrec-text,sasrec-text-sampled --seeds 0,1,2
