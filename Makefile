@@ -31,6 +31,8 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/diversity.py
 	$(BIN)/python benchmarks/rerank_latency.py
 	$(BIN)/python benchmarks/durability.py --stores sqlite,postgresql
+	$(BIN)/python benchmarks/request_cpu.py
+	$(BIN)/python benchmarks/serve_load.py --stores sqlite,postgresql --workers 1,2 --rates 100,200 --duration 60
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k --parts loo --models sasrec,sasrec-text,facet --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets amazon-magazines --parts loo --models sasrec,sasrec-text,facet,facet-k1 --seeds 0,1,2
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-latest-small --parts loo --models sasrec,facet-sampled,sasrec-text,sasrec-text-sampled --seeds 0,1,2
