@@ -13,9 +13,15 @@ user receives. What the model can do is read from its declared capabilities, nev
 - a user with no events gets the model's scores for an empty history (popularity for the
   sequence models), explained as such.
 
+The item-attribute graph (:mod:`~facetrec.ranking.relations`, built from the catalogue and kept
+in the bundle) gives each explained item the attributes it shares with a history item, and,
+with ``cold_items`` > 0, fills up to that many of a list's last places with items no event has
+reached yet, found through the attributes they share with the user's history.
+
 A bundle on disk is a directory: ``manifest.json`` (format, versions, model kind, ranking
 config), ``scorer/`` (the model's manifest and safetensors), ``embeddings/`` (item embeddings
-and the encoder's settings) and ``data/`` (catalogue and histories as a dataset directory). No pickle.
+and the encoder's settings), ``data/`` (catalogue and histories as a dataset directory) and
+``relations/`` (the item graph). No pickle.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from facetrec.errors import ConfigError, DataError, UnknownIdError
 from facetrec.history import EventRecord, MemoryHistoryStore
 from facetrec.ids import Vocabulary
 from facetrec.ranking import RankConfig, Ranker
+from facetrec.ranking import explain as ex
+from facetrec.ranking.relations import ItemGraph
 from facetrec.scoring.base import Scorer
-from facetrec.types import Event, Interactions, ItemCatalog, ItemEmbeddings, ItemList, Query, UserState
+from facetrec.types import Event, Interactions, ItemCatalog, ItemEmbeddings, ItemList, Query, UserState, object_array
 
 BUNDLE_FORMAT = "facetrec-bundle"
 POPULAR = "Popular right now"
@@ -87,6 +95,8 @@ class Recommender:
         encoder: Any = None,
         cache_users: int = 50_000,
         fit_settings: dict[str, Any] | None = None,
+        graph: ItemGraph | None = None,
+        cold_items: int = 0,
     ) -> None:
         scorer._require_fitted("Recommender")
         store = history if isinstance(history, MemoryHistoryStore) else MemoryHistoryStore(history)
@@ -97,11 +107,19 @@ class Recommender:
             )
         if embeddings is not None and not embeddings.items == catalog.items:
             raise DataError("Recommender: the item embeddings were made for another catalogue")
+        if graph is not None and graph.n_items != len(catalog):
+            raise DataError(f"Recommender: the item graph has {graph.n_items} items, the catalogue {len(catalog)}")
+        if isinstance(cold_items, bool) or not isinstance(cold_items, int) or cold_items < 0:
+            raise ConfigError(f"cold_items: must be an integer >= 0 (0: off), got {cold_items!r}")
         self.scorer, self.catalog, self.histories = scorer, catalog, store
         self.ranking = ranking or RankConfig()
         self.embeddings, self.encoder = embeddings, encoder
         self.fit_settings = dict(fit_settings or {})
         """How the model was trained (seed, first_only, encoder), so retraining repeats it."""
+        self.graph = graph if graph is not None else ItemGraph.from_catalog(catalog)
+        self.cold_items = cold_items
+        """Most places of a list given to cold items found through the graph (0: none)."""
+        self._cold: np.ndarray | None = None
         self._ranker: Ranker | None = None
         self._variants: dict[tuple, Ranker] = {}  # the ranker with per-request settings, by settings
         self._placer: Any = None
@@ -245,9 +263,10 @@ class Recommender:
         blocked = np.union1d(known.seen, exclude).astype(np.int32) if len(exclude) else known.seen
         self._check_left(blocked)
         with _one_thread():
-            found = ranker.rank(known.state, min(query.n, len(self.catalog) - len(blocked)), exclude_idx=blocked,
-                                now=now, explain=explain)  # fmt: skip
-            return self._with_modality(found, known.state) if explain else found
+            n = min(query.n, len(self.catalog) - len(blocked))
+            found = ranker.rank(known.state, n, exclude_idx=blocked, now=now, explain=explain)
+            found = self._with_modality(found, known.state) if explain else found
+            return self._related(found, known.state.history_idx, blocked, n, explain)
 
     def _check_left(self, blocked: np.ndarray) -> None:
         if len(blocked) >= len(self.catalog):
@@ -325,6 +344,7 @@ class Recommender:
                         out[r] = ranker.rank(s, k, exclude_idx=blocked[r], now=now, explain=explain)
                         if explain:
                             out[r] = self._with_modality(out[r], s)
+                        out[r] = self._related(out[r], s.history_idx, blocked[r], k, explain)
             scored = np.setdiff1d(rows, stated)
             with_events = scored[has_events[scored]]
             wanted = users[with_events]
@@ -335,6 +355,8 @@ class Recommender:
                     out[r] = ranker.rank_scores(
                         row, k, exclude_idx=blocked[r], history_idx=seen[r], now=now, explain=explain
                     )
+                    events = data.item_idx[offsets[users[r]] : offsets[users[r] + 1]]
+                    out[r] = self._related(out[r], events, blocked[r], k, explain)
             for r in np.setdiff1d(scored, with_events):  # nothing to go on: what most users chose
                 found = ranker.rank_scores(self.popularity(), min(n, len(self.catalog) - len(blocked[r])),
                                            exclude_idx=blocked[r], now=now, explain=explain)  # fmt: skip
@@ -352,6 +374,46 @@ class Recommender:
         parts = self.scorer.modality_contributions(state.interests[interest], found.idx)
         modality = np.array([names[j] for j in parts.argmax(1)], dtype=object)
         return ItemList(found.idx, found.ids, found.scores, {**found.fields, "modality": modality})
+
+    def _related(self, found: ItemList, history: np.ndarray, blocked: np.ndarray, n: int, explain: bool) -> ItemList:
+        """``found`` (a list of at most ``n``) with cold items from the graph in its last places (up
+        to ``cold_items``, interest -1, the lowest kept score), and, with ``explain``, each item's
+        relation path: field "relation" and a sentence added to its explanation."""
+        cold = self._cold_candidates(history, np.union1d(blocked, found.idx), n)
+        if not explain and not len(cold):
+            return found
+        keep = min(len(found), n - len(cold))
+        idx = np.r_[found.idx[:keep], cold].astype(np.int32)
+        low = float(found.scores[:keep].min()) if keep else 0.0
+        scores = np.r_[found.scores[:keep], np.full(len(cold), low, np.float32)]
+        pad = {"interest": -1, "because": (), "modality": "attributes", "explanation": ""}
+        fields = {
+            k: np.concatenate([v[:keep], object_array([pad.get(k)] * len(cold)) if v.dtype == object
+                               else np.full(len(cold), pad.get(k, -1), v.dtype)])
+            for k, v in found.fields.items()
+        }  # fmt: skip
+        if explain:
+            relations = self.graph.relations(idx, history)
+            fields["relation"] = object_array(relations)
+            fields["explanation"] = object_array([
+                ex.with_relation(str(text), rel.shared, self.catalog.title(rel.with_idx)) if rel else str(text)
+                for text, rel in zip(fields["explanation"], relations, strict=True)
+            ])  # fmt: skip
+        return ItemList.from_idx(idx, scores, self.items, **fields)
+
+    def _cold_candidates(self, history: np.ndarray, blocked: np.ndarray, n: int) -> np.ndarray:
+        """Up to ``cold_items`` (and ``n``) cold items outside ``blocked`` sharing attributes with
+        ``history``, best first by :meth:`ItemGraph.cold_scores` (ties: lower index)."""
+        if not self.cold_items or not len(history):
+            return np.zeros(0, np.int64)
+        if self._cold is None:  # no events in the histories, or no place in the model
+            self._cold = np.flatnonzero(
+                (self.popularity() == 0) | (np.arange(len(self.catalog)) >= self.scorer.n_items_)
+            )
+        cold = np.setdiff1d(self._cold, blocked)
+        scores = self.graph.cold_scores(history, cold)
+        best = np.lexsort((cold, -scores))[: min(self.cold_items, n)]
+        return cold[best[scores[best] > 0]]
 
     def popularity(self) -> np.ndarray:
         """Distinct users per item in the histories (counted on first use and when the catalogue
@@ -441,7 +503,8 @@ class Recommender:
 
             self.embeddings = extend(self.embeddings, catalog.items, vectors)
         self.histories.extend_items(catalog.items)
-        self._ranker, self._placer, self._popularity = None, None, None
+        self.graph = self.graph.extend(items)
+        self._ranker, self._placer, self._popularity, self._cold = None, None, None, None
         if placed:
             self._states.clear()  # interests live in the model's item space, which changed
         return len(items)
@@ -473,6 +536,7 @@ class Recommender:
 
             save_embeddings(root / "embeddings", self.encoder, self.embeddings)
         Dataset("bundle", self.history, self.catalog).save(root / "data")
+        self.graph.save(root / "relations")
         manifest = {
             "format": BUNDLE_FORMAT,
             "facetrec_version": __version__,
@@ -480,6 +544,7 @@ class Recommender:
             "capabilities": sorted(self.can),
             "ranking": to_dict(self.ranking),
             "fit": self.fit_settings,
+            "cold_items": self.cold_items,
             "embeddings": sorted(p.stem for p in (root / "embeddings").glob("*.json")) if self.embeddings else [],
         }
         path = root / "manifest.json"
@@ -510,9 +575,11 @@ class Recommender:
 
             encoder, embeddings = load_embeddings(root / "embeddings", data.catalog)
         fit = manifest.get("fit", {})
+        graph = ItemGraph.load(root / "relations", len(data.catalog)) if (root / "relations").is_dir() else None
         return cls(
-            scorer, data.catalog, data.interactions, ranking, embeddings=embeddings, encoder=encoder, fit_settings=fit
-        )
+            scorer, data.catalog, data.interactions, ranking, embeddings=embeddings, encoder=encoder, fit_settings=fit,
+            graph=graph, cold_items=manifest.get("cold_items", 0),
+        )  # fmt: skip
 
 
 BLOCK = 256
@@ -520,8 +587,9 @@ BLOCK = 256
 
 
 def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> list[dict[str, Any]]:
-    """A list as plain rows (item, title, score, interest, label; with explanations: explanation
-    and the ids of the history items behind it), as the CLI's and the service's JSON show it."""
+    """A list as plain rows (item, title, score, interest, label; with explanations: explanation,
+    the ids of the history items behind it and the relation path, ``{"shared": [attribute names],
+    "with": history item id}`` or None), as the CLI's and the service's JSON show it."""
     fields = items.fields
     interest = fields.get("interest", np.full(len(items), -1))
     rows = []
@@ -540,6 +608,11 @@ def list_rows(recommender: Recommender, items: ItemList, labels: list[str]) -> l
             row["because"] = [str(recommender.items.id_of(int(b))) for b in because]
         if "modality" in fields:
             row["modality"] = str(fields["modality"][r])
+        if "relation" in fields:
+            rel = fields["relation"][r]
+            row["relation"] = (
+                {"shared": list(rel.shared), "with": str(recommender.items.id_of(rel.with_idx))} if rel else None
+            )
         rows.append(row)
     return rows
 
@@ -589,10 +662,12 @@ def fit_recommender(
     seed: int = 0,
     first_only: bool = False,
     encoder: str = "auto",
+    cold_items: int = 0,
 ) -> Recommender:
     """Train ``kind`` on all of ``dataset`` for serving: each user's last event is held out only to
     stop training early, and every event stays in the known histories. ``encoder`` picks the
-    item encoder whose embeddings the bundle stores (:func:`item_encoder_for`)."""
+    item encoder whose embeddings the bundle stores (:func:`item_encoder_for`); ``cold_items`` is
+    :attr:`Recommender.cold_items`."""
     from facetrec.data.filters import first_occurrences
     from facetrec.evaluation.evalset import EvalSet
     from facetrec.scoring.registry import make_scorer
@@ -611,5 +686,6 @@ def fit_recommender(
     embeddings = item_encoder.encode(dataset.catalog) if item_encoder is not None else None
     settings = {"seed": seed, "first_only": first_only, "encoder": encoder}
     return Recommender(
-        scorer, dataset.catalog, data, ranking, embeddings=embeddings, encoder=item_encoder, fit_settings=settings
-    )
+        scorer, dataset.catalog, data, ranking, embeddings=embeddings, encoder=item_encoder, fit_settings=settings,
+        cold_items=cold_items,
+    )  # fmt: skip

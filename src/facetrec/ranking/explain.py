@@ -7,7 +7,9 @@
 - An item's **because** list holds the history items that most contributed: those the
   interest attends to, ranked by cosine similarity to the item times their attention (relative
   to the interest's largest).
-- The **explanation** fills a template, e.g. "Because you liked Alien and The Thing (sci-fi, horror)".
+- The **explanation** fills a template, e.g. "Because you liked Alien and The Thing (sci-fi, horror)",
+  and names the item's relation path when it has one (:mod:`~facetrec.ranking.relations`):
+  "...; shares 'Sci-Fi' and 'Thriller' with Alien".
 """
 
 from __future__ import annotations
@@ -142,3 +144,10 @@ def join_titles(titles: list[str]) -> str:
 def explanation(template: str, titles: list[str], label: str) -> str:
     """The template filled with the contributors' titles and the interest label."""
     return template.format(items=join_titles(titles), label=label)
+
+
+def with_relation(text: str, shared: tuple[str, ...], title: str) -> str:
+    """``text`` naming the attributes an item shares with the history item ``title``; an item
+    without other evidence (``text`` empty) gets the relation alone, as its whole reason."""
+    names = join_titles([f"'{name}'" for name in shared])
+    return f"{text}; shares {names} with {title}" if text else f"Shares {names} with {title}, which you liked"
