@@ -34,20 +34,27 @@ Matrix = Any  # a scipy.sparse matrix/array or a dense 2-d array
 
 __all__ = [
     "auc",
+    "average_popularity",
     "average_precision",
     "calibration_kl",
     "catalogue_coverage",
     "category_coverage",
     "category_diversity",
+    "exposure",
+    "exposure_gini",
+    "exposure_share",
     "f1",
+    "head_items",
     "hit_rate",
     "interest_coverage",
     "intra_list_diversity",
     "log_loss",
+    "long_tail_share",
     "mae",
     "mrr",
     "ndcg",
     "novelty",
+    "popularity_buckets",
     "popularity_percentile",
     "precision",
     "recall",
@@ -484,3 +491,102 @@ def interest_coverage(ranked: npt.ArrayLike, k: int, item_topics: Matrix, user_i
     both = interests.multiply(listed).tocsr()
     both.eliminate_zeros()
     return _ratio(np.diff(both.indptr).astype(np.float64), np.diff(interests.indptr).astype(np.float64))
+
+
+# --------------------------------------------------------------------------- popularity bias and exposure
+
+HEAD_SHARE = 0.2
+"""The head is the most popular items that together hold this share of training popularity."""
+
+
+def popularity_buckets(item_popularity: npt.ArrayLike, share: float = HEAD_SHARE) -> np.ndarray:
+    """Each item's popularity bucket: 0 head, 1 middle, 2 tail (Abdollahpouri et al., FLAIRS 2019).
+
+    Items are sorted by popularity, most popular first (ties: lower index first). The head is the
+    shortest prefix holding at least ``share`` of the total popularity; the tail is the shortest
+    suffix holding at least ``share`` of it (unseen items included), without taking head items;
+    the middle is the rest. With all popularity 0 every item is tail.
+    """
+    pop = _popularity(item_popularity)
+    if not 0 < share < 1:
+        raise DataError(f"share: must be in (0, 1), got {share}")
+    order = np.lexsort((np.arange(pop.size), -pop))
+    total = pop.sum()
+    bucket = np.full(pop.size, 2, dtype=np.int64)
+    if total == 0:
+        return bucket
+    cumulative = np.cumsum(pop[order])
+    n_head = int(np.searchsorted(cumulative, share * total - 1e-9 * total)) + 1
+    from_end = np.cumsum(pop[order][::-1])
+    n_tail = min(int(np.searchsorted(from_end, share * total - 1e-9 * total)) + 1, pop.size - n_head)
+    bucket[order[:n_head]] = 0
+    bucket[order[n_head : pop.size - n_tail]] = 1
+    return bucket
+
+
+def head_items(item_popularity: npt.ArrayLike, share: float = HEAD_SHARE) -> np.ndarray:
+    """Boolean [n_items]: the head of :func:`popularity_buckets` (the rest is the long tail)."""
+    return popularity_buckets(item_popularity, share) == 0
+
+
+def average_popularity(ranked: npt.ArrayLike, k: int, item_popularity: npt.ArrayLike) -> FloatArray:
+    """ARP@k: mean training popularity (distinct users) of the list's items (Abdollahpouri et al., 2019).
+
+    Unlike :func:`popularity_percentile` it is in users, so a shift among the most popular items
+    shows. NaN for lists with no items.
+    """
+    pop = _popularity(item_popularity)
+    top = _top(ranked, k, pop.size)
+    return _row_mean(pop[np.maximum(top, 0)], top >= 0)
+
+
+def long_tail_share(
+    ranked: npt.ArrayLike, k: int, item_popularity: npt.ArrayLike, share: float = HEAD_SHARE
+) -> FloatArray:
+    """Share of the list's items outside the head: the most popular items holding ``share`` (20 %)
+    of training popularity (:func:`popularity_buckets`). NaN for lists with no items."""
+    tail = ~head_items(item_popularity, share)
+    top = _top(ranked, k, tail.size)
+    return _row_mean(tail[np.maximum(top, 0)].astype(np.float64), top >= 0)
+
+
+def exposure(ranked: npt.ArrayLike, k: int, n_items: int, discount: bool = False) -> FloatArray:
+    """Each catalogue item's exposure [n_items]: the list slots it fills in the first k of every list.
+
+    Every slot counts 1, or 1/log2(rank + 1) with ``discount`` (the attention model of NDCG).
+    """
+    if isinstance(n_items, bool) or not isinstance(n_items, int | np.integer) or n_items < 1:
+        raise DataError(f"n_items: must be a positive integer, got {n_items!r}")
+    top = _top(ranked, k, int(n_items))
+    weights = np.broadcast_to(_discounts(k) if discount else np.ones(k), top.shape)
+    return np.bincount(top[top >= 0], weights=weights[top >= 0], minlength=int(n_items)).astype(np.float64)
+
+
+def exposure_gini(ranked: npt.ArrayLike, k: int, n_items: int, discount: bool = False) -> float:
+    """Gini coefficient of :func:`exposure` over the whole catalogue (unexposed items count as 0).
+
+    0 when every item gets the same exposure; (n - 1) / n when one item gets all of it. Slots
+    weigh equally unless ``discount``: then this is the Gini of NDCG-style attention. NaN when
+    nothing is exposed.
+    """
+    x = np.sort(exposure(ranked, k, n_items, discount))
+    total = x.sum()
+    if total == 0:
+        return float("nan")
+    n = x.size
+    return float(((2 * np.arange(1, n + 1) - n - 1) @ x) / (n * total))
+
+
+def exposure_share(ranked: npt.ArrayLike, k: int, item_groups: Matrix, discount: bool = False) -> FloatArray:
+    """Share of all exposure (list slots, see :func:`exposure`) that each item group receives [n_groups].
+
+    ``item_groups`` follows ``item_categories``' convention; an item in several groups splits its
+    exposure equally among them, so the shares sum to 1 minus the share of items in no group.
+    """
+    c = _categories("item_groups", item_groups)
+    given = exposure(ranked, k, c.shape[0], discount)
+    total = given.sum()
+    if total == 0:
+        raise DataError("ranked: no list holds an item, so exposure shares are undefined")
+    split = sp.diags(1.0 / np.maximum(np.diff(c.indptr), 1)) @ c
+    return np.asarray(split.T @ given).ravel() / total

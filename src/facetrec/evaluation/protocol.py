@@ -64,6 +64,11 @@ METRICS: dict[str, Metric] = {
     "popularity": lambda r, k, c: m.popularity_percentile(
         r, k, _needs(c["items"].popularity, "popularity", "item popularity")
     ),
+    "arp": lambda r, k, c: m.average_popularity(r, k, _needs(c["items"].popularity, "arp", "item popularity")),
+    "long_tail_share": lambda r, k, c: m.long_tail_share(
+        r, k, _needs(c["items"].popularity, "long_tail_share", "item popularity")
+    ),
+    "exposure_gini": lambda r, k, c: m.exposure_gini(r, k, c["n_items"]),
     "interest_coverage": lambda r, k, c: m.interest_coverage(
         r,
         k,
@@ -149,6 +154,9 @@ class EvalResult:
     ci: dict[str, tuple[float, float]]
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    ranked: np.ndarray | None = None
+    """The ranked lists [len(users), max k] the metrics read (-1: an empty slot), for breakdowns
+    by item group."""
 
 
 @dataclass(frozen=True)
@@ -284,9 +292,8 @@ def evaluate(
         "targets": int(relevant.count_nonzero()),
         "targets_already_in_history": repeats,
     }
-    return EvalResult(
-        name or type(scorer).__name__, users, per_user, summary, ci, settings, time.perf_counter() - start
-    )
+    seconds = time.perf_counter() - start
+    return EvalResult(name or type(scorer).__name__, users, per_user, summary, ci, settings, seconds, ranked)
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -294,13 +301,18 @@ def bootstrap_ci(values: np.ndarray, resamples: int, rng: np.random.Generator) -
     values = values[np.isfinite(values)]
     if values.size == 0:
         return (float("nan"), float("nan"))
+    low, high = np.percentile(bootstrap_means(values, resamples, rng), [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``resamples`` draws of ``values`` with replacement (non-empty, finite values)."""
     means = np.empty(resamples)
     chunk = max(1, 10_000_000 // values.size)  # bound memory at ~80 MB per chunk
     for begin in range(0, resamples, chunk):
         n = min(chunk, resamples - begin)
         means[begin : begin + n] = values[rng.integers(0, values.size, (n, values.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return (float(low), float(high))
+    return means
 
 
 def compare(a: EvalResult, b: EvalResult, metric: str, resamples: int = 1000, seed: int = 0) -> PairedTest:
