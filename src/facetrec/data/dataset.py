@@ -6,7 +6,8 @@ A dataset directory is what ``facetrec data import`` writes and every later comm
     interactions.parquet user_id, item_id, timestamp, event, rating, weight[, review]
     items.parquet        item_id plus catalogue fields (``vector.NAME``: fixed-size float32 lists),
                          one row per item in index order
-    users.parquet        user_id in index order
+    users.parquet        user_id in index order, plus ``attribute.NAME`` string columns (user
+                         attributes such as ML-1M's gender and age band; "" when unknown)
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Dataset:
 
     ``notes`` records what ingestion did to the input (rows dropped and why, items added), so
     that nothing is lost silently; ``extras`` holds small JSON-able facts (e.g. a source's url).
+    ``user_attributes`` maps an attribute name (``gender``, ``age``) to a str label per user of
+    ``interactions.users`` ("" when unknown): what accuracy by user group is broken down by.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Dataset:
     catalog: ItemCatalog
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
+    user_attributes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.interactions.items != self.catalog.items:
@@ -51,6 +55,16 @@ class Dataset:
                 f"dataset {self.name!r}: interactions and catalogue must share one item vocabulary "
                 f"({self.interactions.n_items} vs {len(self.catalog)} items)"
             )
+        attributes = {}
+        for name, values in self.user_attributes.items():
+            labels = object_array(values)
+            if labels.shape != (self.interactions.n_users,) or not all(isinstance(v, str) for v in labels):
+                raise DataError(
+                    f"dataset {self.name!r}: user attribute {name!r} must be one str per user "
+                    f"({self.interactions.n_users} users, '' when unknown), got {len(labels)} values"
+                )
+            attributes[name] = labels
+        object.__setattr__(self, "user_attributes", attributes)
 
     def __repr__(self) -> str:
         i = self.interactions
@@ -62,7 +76,9 @@ class Dataset:
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(_interactions_table(self.interactions), out / "interactions.parquet")
         pq.write_table(_catalog_table(self.catalog), out / "items.parquet")
-        pq.write_table(pa.table({"user_id": pa.array(self.interactions.users.ids, pa.string())}), out / "users.parquet")
+        users = {"user_id": pa.array(self.interactions.users.ids, pa.string())}
+        users |= {f"attribute.{k}": pa.array(v, pa.string()) for k, v in self.user_attributes.items()}
+        pq.write_table(pa.table(users), out / "users.parquet")
         manifest = {
             "format": "facetrec-dataset",
             "format_version": FORMAT_VERSION,
@@ -96,14 +112,17 @@ class Dataset:
                 f"{root}: the Parquet files do not match manifest.json's fingerprint; they were changed "
                 "after import. Re-run `facetrec data import` to rebuild the dataset."
             )
-        users = Vocabulary(
-            pq.read_table(root / "users.parquet").column("user_id").to_numpy(zero_copy_only=False), "user"
-        )
+        user_table = pq.read_table(root / "users.parquet")
+        users = Vocabulary(user_table.column("user_id").to_numpy(zero_copy_only=False), "user")
+        attributes = {
+            name[10:]: object_array(user_table.column(name).to_pylist())
+            for name in user_table.column_names
+            if name.startswith("attribute.")
+        }
         catalog = _catalog_from_table(pq.read_table(root / "items.parquet"))
         interactions = _interactions_from_table(pq.read_table(root / "interactions.parquet"), users, catalog.items)
-        return cls(
-            manifest["name"], interactions, catalog, tuple(manifest.get("notes", ())), manifest.get("extras", {})
-        )
+        notes, extras = tuple(manifest.get("notes", ())), manifest.get("extras", {})
+        return cls(manifest["name"], interactions, catalog, notes, extras, attributes)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

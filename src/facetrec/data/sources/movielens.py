@@ -7,6 +7,9 @@ title, genres as categories, user tags (CSV releases with tags.csv) and a releas
 Two ML-1M event files of sequential-recommendation papers have no ratings or times, only each
 user's order (see :mod:`facetrec.data.sources.sequences`): SASRec's ``ml-1m.txt`` split and
 ``sequences.csv.gz``, every rating as an ordered event with the original ids.
+
+Every ML-1M reader also reads ``users.dat`` when it is there: each user's ``gender`` and ``age``
+band become :attr:`Dataset.user_attributes`, so accuracy can be broken down by user group.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ ML_CSV_LAYOUT: _common.Layout = (("ratings.csv",), ("movies.csv",))
 SASREC_HOMEPAGE = "https://github.com/kang205/SASRec"
 ML_1M_SASREC_LAYOUT: _common.Layout = (("sasrec/ml-1m.txt", "ml-1m.txt"),)
 ML_1M_SASREC_MAP = ("sasrec/item_map.csv", "item_map.csv")
+ML_1M_SASREC_USER_MAP = ("sasrec/user_map.csv", "user_map.csv")
+ML_1M_AGES = {
+    "1": "under 18",
+    "18": "18-24",
+    "25": "25-34",
+    "35": "35-44",
+    "45": "45-49",
+    "50": "50-55",
+    "56": "56+",
+}
+"""users.dat's age codes and the bands they stand for (the ML-1M README)."""
 ML_1M_SEQUENCES_LAYOUT: _common.Layout = (("sequences.csv.gz", "sequences.csv"), ("movies.dat",))
 
 ML_100K_GENRES = (
@@ -109,7 +123,7 @@ def load_ml_100k(path: Path, *, min_user_interactions: int = 0, min_item_interac
 
 
 def load_ml_1m(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
-    """MovieLens 1M: ``ratings.dat`` and ``movies.dat`` (``::``-separated, latin-1); users.dat is not used."""
+    """MovieLens 1M: ``ratings.dat`` and ``movies.dat`` (``::``-separated, latin-1), and users.dat's attributes."""
     root = Path(path)
     _common.require(root, "ml-1m", ML_1M_LAYOUT, _hint("ml-1m.zip"))
     ratings = read_table(
@@ -134,7 +148,7 @@ def load_ml_1m(path: Path, *, min_user_interactions: int = 0, min_item_interacti
         items_source="movies.dat",
         notes=tuple(notes),
     )
-    return _common.with_extras(dataset, source="ml-1m", homepage=HOMEPAGE)
+    return _common.with_extras(_with_users_dat(dataset, root), source="ml-1m", homepage=HOMEPAGE)
 
 
 def load_ml_1m_sasrec(path: Path, *, min_user_interactions: int = 0, min_item_interactions: int = 0) -> Dataset:
@@ -143,6 +157,7 @@ def load_ml_1m_sasrec(path: Path, *, min_user_interactions: int = 0, min_item_in
     Items keep SASRec's ids so that results line up with papers using the file; ``sasrec/item_map.csv``
     (``sasrec_item,movie_id``) joins them to movies.dat for title, genres and year, and the MovieLens
     id stays in the text field ``movie_id``. Without the map or movies.dat the items have no text.
+    ``sasrec/user_map.csv`` (``sasrec_user,user_id``) likewise joins users to users.dat's gender and age.
     """
     root = Path(path)
     events_path = _common.locate(root, "ml-1m-sasrec", ML_1M_SASREC_LAYOUT[0], f"See {SASREC_HOMEPAGE} (data/).")
@@ -152,14 +167,11 @@ def load_ml_1m_sasrec(path: Path, *, min_user_interactions: int = 0, min_item_in
     if map_path is None or not (root / "movies.dat").is_file():
         notes.append(f"{ML_1M_SASREC_MAP[0]} or movies.dat not found: items are SASRec ids without titles or genres")
     else:
-        mapping = read_table(map_path)
-        absent = [c for c in ("sasrec_item", "movie_id") if c not in mapping.columns]
-        if absent:
-            raise DataError(f"{map_path.name}: missing column(s) {', '.join(absent)}; expected sasrec_item,movie_id")
+        mapping = _id_map(map_path, "sasrec_item", "movie_id")
         movies, notes = _movies_dat(root)
-        catalog = pd.DataFrame(
-            {"item_id": mapping["sasrec_item"].str.strip(), "movie_id": mapping["movie_id"].str.strip()}
-        ).merge(movies.assign(movie_id=movies.pop("item_id").str.strip()), on="movie_id", how="left")
+        catalog = pd.DataFrame({"item_id": mapping.index, "movie_id": mapping.to_numpy()}).merge(
+            movies.assign(movie_id=movies.pop("item_id").str.strip()), on="movie_id", how="left"
+        )
         unknown = int(catalog["title"].isna().sum())
         if unknown:
             notes.append(f"{map_path.name}: {unknown} movie ids are not in movies.dat; those items have no text")
@@ -174,6 +186,12 @@ def load_ml_1m_sasrec(path: Path, *, min_user_interactions: int = 0, min_item_in
         min_user=min_user_interactions,
         min_item=min_item_interactions,
     )
+    user_map = _common.find(root, ML_1M_SASREC_USER_MAP)
+    if user_map is not None:
+        mapping = _id_map(user_map, "sasrec_user", "user_id")
+        dataset = _with_users_dat(dataset, root, mapping)
+    elif (root / "users.dat").is_file():
+        dataset = _noted(dataset, f"{ML_1M_SASREC_USER_MAP[0]} not found: users.dat's gender and age are not used")
     return _common.with_extras(dataset, source="ml-1m-sasrec", homepage=SASREC_HOMEPAGE)
 
 
@@ -201,7 +219,7 @@ def load_ml_1m_sequences(path: Path, *, min_user_interactions: int = 0, min_item
         min_user=min_user_interactions,
         min_item=min_item_interactions,
     )
-    return _common.with_extras(dataset, source="ml-1m-sequences", homepage=HOMEPAGE)
+    return _common.with_extras(_with_users_dat(dataset, root), source="ml-1m-sequences", homepage=HOMEPAGE)
 
 
 def load_ml_csv(
@@ -301,3 +319,42 @@ def _ml_100k_genres(root: Path) -> tuple[str, ...]:
     if order.isna().any() or len(table) != len(ML_100K_GENRES):
         raise DataError(f"{path}: expected {len(ML_100K_GENRES)} 'name|index' lines, found {len(table)}")
     return tuple(table.assign(order=order).sort_values("order")["genre"].str.strip())
+
+
+def _id_map(path: Path, key: str, value: str) -> pd.Series:
+    """A two-column id map (``key,value``) as a Series of stripped value ids indexed by key id."""
+    table = read_table(path)
+    absent = [c for c in (key, value) if c not in table.columns]
+    if absent:
+        raise DataError(f"{path.name}: missing column(s) {', '.join(absent)}; expected {key},{value}")
+    return pd.Series(table[value].str.strip().to_numpy(), index=table[key].str.strip().to_numpy())
+
+
+def _with_users_dat(dataset: Dataset, root: Path, user_map: pd.Series | None = None) -> Dataset:
+    """``dataset`` with users.dat's ``gender`` and ``age`` band per user (``user_map``: dataset id ->
+    MovieLens id); unchanged without users.dat, and a note counts users it does not describe."""
+    path = root / "users.dat"
+    if not path.is_file():
+        return dataset
+    names = ["user_id", "gender", "age", "occupation", "zip"]
+    table = read_table(path, "csv", delimiter="::", header=False, names=names, encoding="latin-1")
+    table = table.set_index(table["user_id"].str.strip())
+    bad = sorted(set(table["age"].str.strip()) - set(ML_1M_AGES))
+    if bad:
+        raise DataError(f"users.dat: unknown age code(s) {', '.join(bad)}; expected one of {', '.join(ML_1M_AGES)}")
+    bad = sorted(set(table["gender"].str.strip()) - {"F", "M"})
+    if bad:
+        raise DataError(f"users.dat: unknown gender(s) {', '.join(bad)}; expected F or M")
+    ids = pd.Series(dataset.interactions.users.ids.astype(str))
+    movielens_ids = ids if user_map is None else ids.map(user_map)
+    rows = table.reindex(movielens_ids.fillna(""))
+    gender = rows["gender"].fillna("").str.strip().to_numpy(object)
+    age = rows["age"].fillna("").str.strip().map(lambda code: ML_1M_AGES.get(code, "")).to_numpy(object)
+    unknown = int((gender == "").sum())
+    dataset = dataclasses.replace(dataset, user_attributes={"gender": gender, "age": age})
+    note = f"users.dat: gender and age band of {len(ids) - unknown:,} users"
+    return _noted(dataset, note + (f"; {unknown:,} users are not in it (attributes '')" if unknown else ""))
+
+
+def _noted(dataset: Dataset, note: str) -> Dataset:
+    return dataclasses.replace(dataset, notes=(*dataset.notes, note))
