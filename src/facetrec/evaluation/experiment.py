@@ -21,7 +21,17 @@ from facetrec.config import from_dict
 from facetrec.data.dataset import Dataset
 from facetrec.data.filters import first_occurrences
 from facetrec.data.split import Split, make_split
-from facetrec.errors import ConfigError
+from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.groups import (
+    GroupGap,
+    GroupScore,
+    GroupShare,
+    ItemGrouping,
+    exposure_by_group,
+    group_scores,
+    item_groupings,
+    user_groups,
+)
 from facetrec.evaluation.protocol import (
     EvalConfig,
     EvalResult,
@@ -38,9 +48,10 @@ from facetrec.types import Event
 CLICK_EVENTS = (Event.CLICK, Event.CART, Event.PURCHASE)
 """Events that count as a positive response to an item shown (a view is the negative)."""
 
-LOWER_IS_BETTER = frozenset({"calibration_kl", "popularity", "rmse", "mae", "log_loss"})
-"""Metrics where a smaller value is better (popularity: less popularity bias, as RecBole's
-AveragePopularity); every other metric is better when larger."""
+LOWER_IS_BETTER = frozenset({"calibration_kl", "popularity", "arp", "exposure_gini", "rmse", "mae", "log_loss"})
+"""Metrics where a smaller value is better (popularity and arp: less popularity bias, as
+RecBole's AveragePopularity; exposure_gini: exposure spread more evenly over the catalogue);
+every other metric is better when larger."""
 
 
 def higher_is_better(metric: str) -> bool:
@@ -113,6 +124,10 @@ class ModelRun:
     other: dict[str, float] = field(default_factory=dict)
     """Rating prediction (rmse, mae) for rating models, click prediction (auc, gauc) where the
     test targets mix clicks with shown-but-not-clicked views."""
+    user_groups: dict[str, tuple[list[GroupScore], GroupGap | None]] = field(default_factory=dict)
+    """Main-metric accuracy per user group, per grouping (activity, gender, ...), with the gap."""
+    exposure: dict[str, list[GroupShare]] = field(default_factory=dict)
+    """Exposure share per item group at the main metric's k, per grouping (category, brand, popularity)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,6 +252,7 @@ def default_metrics(has_categories: bool, has_interests: bool, ks: tuple[int, ..
     NDCG at the first cut-off comes first: it is the main metric that models are compared on.
     """
     names = ["ndcg", "hr", "mrr", "recall", "coverage", "novelty", "popularity"]
+    names += ["arp", "long_tail_share", "exposure_gini"]
     if has_categories:
         names += ["category_ild", "category_coverage", "calibration_kl"]
     if has_interests:
@@ -257,6 +273,7 @@ def run_experiment(
     first_only: bool = False,
     click_auc: bool = False,
     interests: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    groups: tuple[str, ...] | None = None,
     on_event: Callable[[str], None] = lambda message: None,
 ) -> Experiment:
     """Fit and evaluate each model kind on one split of ``dataset``.
@@ -265,7 +282,9 @@ def run_experiment(
     coverage (synthetic data); otherwise categories come from the catalogue. ``first_only``
     keeps each user's first event per item (see :func:`facetrec.data.filters.first_occurrences`).
     ``click_auc`` reads view events as shown-but-not-clicked impressions (as in MIND) and adds
-    click-prediction AUC; leave it off where a view is itself engagement. ``params`` maps a kind
+    click-prediction AUC; leave it off where a view is itself engagement. ``groups`` names the
+    user groupings accuracy is broken down by (``activity`` and the dataset's user attributes;
+    None: all of them, ``()``: none). ``params`` maps a kind
     to its parameters (validated first); with ``tune`` they stay fixed and the search space
     varies only the other settings. ``on_event`` receives progress lines such as
     ``[2/5] fitting ease ...`` and ``[2/5] ease done in 1.2 s; about 40 s left``.
@@ -280,6 +299,8 @@ def run_experiment(
         metrics=default_metrics(items.categories is not None, interests is not None), seed=seed
     )
     user_interests = None if interests is None else interests[1]
+    labels = _user_labels(dataset, split, groups)
+    groupings = item_groupings(dataset.catalog, items.popularity)
     runs = []
     started = time.perf_counter()
     for number, kind in enumerate(kinds, 1):
@@ -311,7 +332,8 @@ def run_experiment(
         result = evaluate(scorer, split.test, config, items, name=kind, user_interests=user_interests)
         cold, warm = _cold_and_warm(scorer, split, config, kind)
         other = _other_protocols(scorer, split, click_auc)
-        runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning, cold, warm, other))
+        by_user, by_item = _breakdowns(result, labels, groupings, config)
+        runs.append(ModelRun(kind, chosen, result, fit_seconds, tuning, cold, warm, other, by_user, by_item))
         elapsed = time.perf_counter() - started
         left = len(kinds) - number
         after = f"about {_duration(elapsed / number * left)} left" if left else f"all done in {_duration(elapsed)}"
@@ -405,6 +427,32 @@ def _cold_and_warm(
         evaluate(scorer, cold_set, subset, name=f"{kind} (cold items)"),
         evaluate(scorer, cold_targets(split.test, counts, cold=False), subset, name=f"{kind} (warm items)"),
     )
+
+
+def _user_labels(dataset: Dataset, split: Split, names: tuple[str, ...] | None) -> dict[str, np.ndarray]:
+    """Each user grouping's label per user of the test set's vocabulary (history length: the test history)."""
+    users = split.test.history.users
+    if dataset.user_attributes and not np.array_equal(users.ids, dataset.interactions.users.ids):
+        raise DataError("user attributes: the split renumbered the users, so their attributes no longer line up")
+    length = np.bincount(split.test.history.user_idx, minlength=split.test.history.n_users)
+    return user_groups(dataset.user_attributes, length, names)
+
+
+def _breakdowns(
+    result: EvalResult, labels: dict[str, np.ndarray], groupings: list[ItemGrouping], config: EvalConfig
+) -> tuple[dict[str, tuple[list[GroupScore], GroupGap | None]], dict[str, list[GroupShare]]]:
+    """Main-metric accuracy per user group and exposure per item group at the main metric's k."""
+    main = _main_metric(config)
+    by_user = {}
+    if main in result.per_user:
+        values = result.per_user[main]
+        by_user = {
+            name: group_scores(values, label[result.users], config.bootstrap, config.seed)
+            for name, label in labels.items()
+        }
+    k = int(main.partition("@")[2])
+    by_item = {} if result.ranked is None else {g.name: exposure_by_group(result.ranked, k, g) for g in groupings}
+    return by_user, by_item
 
 
 def _other_protocols(scorer: Scorer, split: Split, click_auc: bool) -> dict[str, float]:

@@ -3,7 +3,8 @@
 :func:`results_document` is the JSON form (what ``results.json`` holds and what
 ``facetrec evaluate --json`` prints): per model its metrics with 95 % intervals, which metrics
 it is best on, its ratio to the best model on the main metric (with a paired bootstrap
-interval), fit and evaluation seconds.
+interval), fit and evaluation seconds, its main metric per user group (with 95 % intervals and
+the best-worst gap) and the exposure share of each item group beside its catalogue share.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from facetrec import __version__
-from facetrec.evaluation.experiment import Experiment, RatioCI, higher_is_better
+from facetrec.evaluation.experiment import Experiment, ModelRun, RatioCI, higher_is_better
 
 
 def summary_rows(experiment: Experiment) -> list[dict[str, Any]]:
@@ -40,9 +41,36 @@ def summary_rows(experiment: Experiment) -> list[dict[str, Any]]:
                 "cold_items": None if run.cold is None else {k: _num(v) for k, v in run.cold.summary.items()},
                 "warm_items": None if run.warm is None else {k: _num(v) for k, v in run.warm.summary.items()},
                 "other": {k: _num(v) for k, v in run.other.items()},
+                "user_groups": _user_groups_json(run),
+                "exposure_by_group": {
+                    name: [
+                        {"group": s.group, "exposure": _num(s.exposure), "catalogue": _num(s.catalogue)} for s in shares
+                    ]
+                    for name, shares in run.exposure.items()
+                },
             }
         )
     return rows
+
+
+def _user_groups_json(run: ModelRun) -> dict[str, Any]:
+    out = {}
+    for name, (scores, gap) in run.user_groups.items():
+        out[name] = {
+            "groups": [
+                {"group": s.group, "mean": _num(s.mean), "ci95": [_num(s.ci_low), _num(s.ci_high)], "users": s.users}
+                for s in scores
+            ],
+            "gap": None
+            if gap is None
+            else {
+                "best": gap.best,
+                "worst": gap.worst,
+                "gap": _num(gap.gap),
+                "ci95": [_num(gap.ci_low), _num(gap.ci_high)],
+            },
+        }
+    return out
 
 
 def results_document(experiment: Experiment) -> dict[str, Any]:
@@ -163,8 +191,34 @@ def _markdown(experiment: Experiment, header: dict[str, Any]) -> str:
     if other_runs:
         lines += ["", "## Rating and click prediction", ""]
         lines += [f"- {r.kind}: " + ", ".join(f"{k} = {v:.4g}" for k, v in r.other.items()) for r in other_runs]
+    lines += _group_lines(experiment)
     lines += ["", "Parameters: " + "; ".join(f"{r.kind} {r.params or 'defaults'}" for r in experiment.runs), ""]
     return "\n".join(lines)
+
+
+def _group_lines(experiment: Experiment) -> list[str]:
+    """Markdown: the main metric per user group, and the exposure of the popularity buckets."""
+    main, lines = experiment.main_metric, []
+    for name in experiment.runs[0].user_groups:
+        lines += ["", f"## {main} by user group: {name} (95 % bootstrap intervals; gap = best - worst group)", ""]
+        scores = experiment.runs[0].user_groups[name][0]
+        lines += ["| model | " + " | ".join(f"{s.group} ({s.users:,} users)" for s in scores) + " | gap |"]
+        lines += ["|---|" + "---|" * (len(scores) + 1)]
+        for run in experiment.runs:
+            scores, gap = run.user_groups[name]
+            cells = [f"{s.mean:.4f} [{s.ci_low:.4f}, {s.ci_high:.4f}]" for s in scores]
+            gap_text = "" if gap is None else f"{gap.gap:.4f} [{gap.ci_low:.4f}, {gap.ci_high:.4f}]"
+            lines.append(f"| {run.kind} | " + " | ".join(cells) + f" | {gap_text} |")
+    buckets = [run for run in experiment.runs if "popularity" in run.exposure]
+    if buckets:
+        shares = buckets[0].exposure["popularity"]
+        lines += ["", "## Exposure share by popularity bucket (catalogue share in brackets)", ""]
+        lines += ["| model | " + " | ".join(f"{s.group} ({s.catalogue:.1%})" for s in shares) + " |"]
+        lines += ["|---|" + "---|" * len(shares)]
+        lines += [
+            f"| {r.kind} | " + " | ".join(f"{s.exposure:.1%}" for s in r.exposure["popularity"]) + " |" for r in buckets
+        ]
+    return lines
 
 
 def _plots(experiment: Experiment, out: Path) -> list[Path]:
