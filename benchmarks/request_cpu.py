@@ -34,6 +34,7 @@ from common import write_results
 from serve_load import BASELINE_REF, baseline_tree, build_bundle, bundle_for, code_env
 
 WRITE_SHARE = 0.2
+MODEL = "facet (encoder none, hidden 32, 1 epoch), HNSW, MMR lambda 0.7, top-10; one worker, no HTTP"
 
 
 def measure(bundle: Path, work: Path, n: int, seed: int) -> dict[str, float]:
@@ -99,7 +100,8 @@ def main() -> None:
         m = {key: round(float(np.median([r[key] for r in found])), 3) for key in found[0]}
         reads = (1 - WRITE_SHARE) * ((1 - WRITE_SHARE) * m["read_cached_ms"] + WRITE_SHARE * m["read_after_write_ms"])
         m["mix_ms"] = round(reads + WRITE_SHARE * m["write_ms"], 3)
-        rows.append({"dataset": "serve_load's bundle (100,000 items, 5,000 users)", "code": label, "metrics": m})
+        dataset = "serve_load's bundle (100,000 items, 5,000 users)"
+        rows.append({"dataset": dataset, "model": MODEL, "code": label, "metrics": m})
         print(json.dumps(rows[-1]), flush=True)
     print(f"wrote {write_results('request_cpu', rows)}")
 
