@@ -7,9 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from facetrec.cli import app
-from facetrec.errors import ConfigError
+from facetrec.errors import ConfigError, FacetrecError
 from facetrec.ids import Vocabulary
 from facetrec.recommender import Recommender, fit_recommender, list_rows
+from facetrec.serving.bundle import check_bundle
+from facetrec.serving.retrain import retrain
+from facetrec.serving.store import SQLiteHistoryStore
 from facetrec.testing import small_synthetic
 from facetrec.types import ItemCatalog, Query, object_array
 
@@ -107,9 +110,13 @@ def test_graph_and_setting_round_trip_through_a_bundle(data, fitted, tmp_path):
     assert (back.graph.links != rec.graph.links).nnz == 0
     query = Query(user_id=user_id(data), n=10)
     assert list(back.recommend(query).ids) == list(rec.recommend(query).ids)
+    retrained, _ = retrain(tmp_path / "b", SQLiteHistoryStore(tmp_path / "events.sqlite"), tmp_path / "b2")
+    assert Recommender.load(retrained.parent).cold_items == 2  # retraining keeps the setting
     (tmp_path / "b" / "relations" / "graph.safetensors").write_bytes(b"\x01")
     with pytest.raises(ConfigError, match="damaged item graph"):
         Recommender.load(tmp_path / "b")
+    with pytest.raises(FacetrecError, match="graph.safetensors"):
+        check_bundle(tmp_path / "b")  # refused before a server starts or a reload swaps
 
 
 def test_cold_items_must_be_a_count(fitted):

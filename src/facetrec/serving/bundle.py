@@ -132,6 +132,9 @@ def check_bundle(bundle: str | Path) -> None:
         read_json(root / "embeddings" / f"{name}.json")
         _check_file(root / "embeddings" / f"{name}.safetensors")
         map_safetensors(root / "embeddings" / f"{name}.safetensors")
+    if (root / "relations").is_dir():  # the item graph (ranking/relations.py)
+        read_json(root / "relations" / "graph.json")
+        map_safetensors(root / "relations" / "graph.safetensors")
     if (root / WATERMARK).is_file():
         read_json(root / WATERMARK)
 

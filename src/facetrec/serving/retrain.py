@@ -38,8 +38,9 @@ def retrain(bundle: str | Path, store: ServiceStore, out: str | Path, epochs: in
     data = Dataset(f"retrain-{Path(out).name}", old.histories.interactions(), catalog)
     fit = old.fit_settings  # the same seed, event filter and item encoder as the bundle was built with
     encoder = old.encoder.config.encoder if old.encoder is not None else "none"
+    seed, first_only = fit.get("seed", 0), fit.get("first_only", False)
     new = fit_recommender(
-        data, kind_of(old.scorer), params, old.ranking, fit.get("seed", 0), fit.get("first_only", False), encoder
+        data, kind_of(old.scorer), params, old.ranking, seed, first_only, encoder, cold_items=old.cold_items
     )
     manifest = new.save(out)
     write_watermark(out, store, last)
