@@ -132,7 +132,7 @@ def test_similarity_vectors_drive_diversity(planted):
 
 def test_config_validation():
     for bad, match in [
-        ({"diversity": "xquad"}, "diversity: must be one of 'none', 'mmr'"),
+        ({"diversity": "fair"}, "diversity: must be one of 'none', 'mmr'"),
         ({"lam": 1.5}, r"lam: must be a number in \[0.0, 1.0\]"),
         ({"candidates": 0}, "candidates: must be an integer >= 1"),
         ({"retrieval": "annoy"}, "retrieval: must be one of"),

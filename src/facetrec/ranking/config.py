@@ -12,11 +12,12 @@ from facetrec.errors import ConfigError
 from facetrec.ranking.calibration import CalibrationReranker
 from facetrec.ranking.dpp import DPPReranker
 from facetrec.ranking.explain import check_template
+from facetrec.ranking.exposure import EXPOSURE_GROUPS, XQuADReranker
 from facetrec.ranking.mmr import MMRReranker
 from facetrec.ranking.quotas import QuotaReranker
 from facetrec.ranking.retrieval import INDEX_KINDS
 
-DIVERSITY = ("none", "mmr", "dpp", "quotas", "calibration")
+DIVERSITY = ("none", "mmr", "dpp", "quotas", "calibration", "xquad")
 """Values of ``RankConfig.diversity``."""
 
 
@@ -33,8 +34,9 @@ class RankConfig:
     """How candidates are retrieved, filtered, boosted, diversified and explained."""
 
     diversity: str = "none"
-    """Re-ranking: "none" (relevance), "mmr", "dpp", "quotas" (slots by interest weight) or
-    "calibration" (category mix of the user's history)."""
+    """Re-ranking: "none" (relevance), "mmr", "dpp", "quotas" (slots by interest weight),
+    "calibration" (category mix of the user's history) or "xquad" (exposure of item groups,
+    ``exposure_groups``, in the proportions of the user's history)."""
     lam: float = 0.8
     """Relevance-diversity trade-off in [0, 1]: 1 = pure relevance, 0 = pure diversity."""
     candidates: int = 200
@@ -68,6 +70,10 @@ class RankConfig:
     """Days of recent events that count towards trending (None: off)."""
     calibration_alpha: float = 0.01
     """Smoothing of the list distribution in calibration: q~ = (1 - alpha) q + alpha p."""
+    exposure_groups: str = "popularity"
+    """Item groups "xquad" spreads exposure over: "popularity" (the head, the most popular items
+    holding 20 % of the users per item in the events the ranker was fitted with, and the long
+    tail) or "category"."""
     explain_items: int = 2
     """History items named in each explanation."""
     label_terms: int = 2
@@ -86,6 +92,9 @@ class RankConfig:
         if self.diversity not in DIVERSITY:
             raise ConfigError(f"RankConfig.diversity: must be one of {', '.join(map(repr, DIVERSITY))}, "
                               f"got {self.diversity!r}")  # fmt: skip
+        if self.exposure_groups not in EXPOSURE_GROUPS:
+            raise ConfigError(f"RankConfig.exposure_groups: must be one of {', '.join(map(repr, EXPOSURE_GROUPS))}, "
+                              f"got {self.exposure_groups!r}")  # fmt: skip
         if self.retrieval not in INDEX_KINDS:
             raise ConfigError(f"RankConfig.retrieval: must be one of {', '.join(map(repr, INDEX_KINDS))}, "
                               f"got {self.retrieval!r}")  # fmt: skip
@@ -122,4 +131,5 @@ def make_reranker(config: RankConfig) -> Any:
         "dpp": lambda: DPPReranker(config.lam),
         "quotas": lambda: QuotaReranker(config.lam),
         "calibration": lambda: CalibrationReranker(config.lam, config.calibration_alpha),
+        "xquad": lambda: XQuADReranker(config.lam),
     }[config.diversity]()

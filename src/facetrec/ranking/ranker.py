@@ -11,8 +11,9 @@
    item's interest. The pool re-ranked is the ``candidates`` best merged items plus each
    interest's own top ``n`` (so every interest can fill a list on its own);
 4. **boost**: optional freshness and trending boosts, scaled by the pool's score range;
-5. **re-rank**: none, MMR, DPP, interest quotas or calibration, trading relevance for
-   diversity with ``lam`` (1 = pure relevance);
+5. **re-rank**: none, MMR, DPP, interest quotas, calibration or xQuAD over item groups
+   (exposure of the long tail or of categories), trading relevance for diversity with ``lam``
+   (1 = pure relevance);
 6. **explain** (optional): the interest each item serves, its label and the history items behind it.
 
 ``Ranker.rank_scores(scores, n)`` does steps 1 and 3-6 for a single score vector from any
@@ -32,6 +33,7 @@ import scipy.sparse as sp
 from facetrec.component import Component
 from facetrec.config import from_dict, to_dict
 from facetrec.errors import ConfigError, DataError
+from facetrec.evaluation.metrics import head_items
 from facetrec.ids import Vocabulary
 from facetrec.ranking import explain as ex
 from facetrec.ranking.calibration import category_distribution
@@ -78,7 +80,8 @@ class Ranker(Component[RankConfig]):
 
         ``catalog`` gives the item vocabulary, categories and numeric attributes (rules,
         calibration, labels), creation times (freshness) and titles (explanations);
-        ``interactions`` the events trending counts. ``items`` names the items when there is no
+        ``interactions`` the events trending counts and popularity (xQuAD's head and long tail)
+        are read from. ``items`` names the items when there is no
         catalogue (default: "0".."n-1"). ``similarity_vectors`` [n_items, d'] (e.g. language-model
         embeddings) replace ``item_vectors`` for the cosine similarity of MMR, DPP and explanations.
         """
@@ -121,6 +124,7 @@ class Ranker(Component[RankConfig]):
         if self.trending_ is not None and self.trending_.latest is not None:
             times.append(self.trending_.latest)
         self.reference_time_ = max(times) if times else None
+        self.head_ = head_items(interactions.users_per_item()) if interactions is not None else None
         self.reranker_ = self._reranker(c)
         return self
 
@@ -130,6 +134,12 @@ class Ranker(Component[RankConfig]):
                 f"diversity {config.diversity!r} compares items by their vectors, and this model has none and "
                 "the bundle no item embeddings; train with an item encoder (e.g. --encoder lexical)"
             )
+        if config.diversity == "xquad" and config.exposure_groups == "popularity" and self.head_ is None:
+            raise ConfigError("diversity 'xquad' over popularity groups needs the events items are popular by; "
+                              "fit the Ranker with interactions")  # fmt: skip
+        if config.diversity == "xquad" and config.exposure_groups == "category" and not self.filter_.category_names:
+            raise ConfigError("diversity 'xquad' with exposure_groups 'category' needs item categories, and the "
+                              "catalogue has none; use exposure_groups 'popularity'")  # fmt: skip
         return make_reranker(config)
 
     def reconfigure(self, **changes: Any) -> Ranker:
@@ -318,6 +328,8 @@ class Ranker(Component[RankConfig]):
         categories = target = None
         if c.diversity == "calibration" and self.filter_.category_names and len(history):
             categories, target = self._calibration_inputs(idx, history)
+        if c.diversity == "xquad" and len(history):
+            categories, target = self._exposure_inputs(idx, history)
         return CandidatePool(
             idx=np.asarray(idx, dtype=np.int64),
             relevance=relevance,
@@ -340,6 +352,18 @@ class Ranker(Component[RankConfig]):
         inside = rows[:, support].toarray()
         other = np.asarray(rows.sum(axis=1)).ravel() - inside.sum(axis=1)
         return np.column_stack([inside, np.maximum(other, 0.0)]), np.append(p[support], 0.0)
+
+    def _exposure_inputs(self, idx: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """xQuAD's item groups for the candidates [m, G] and the history's mass in each [G]:
+        head and long tail, or the categories of the user's history (a candidate outside them
+        earns no coverage bonus)."""
+        if self.config.exposure_groups == "popularity":
+            head = self.head_
+            groups = np.column_stack([head[idx], ~head[idx]]).astype(np.float64)
+            return groups, np.array([head[history].sum(), (~head[history]).sum()], dtype=np.float64)
+        p = category_distribution(self.filter_.item_categories, history)
+        support = np.flatnonzero(p > 0)
+        return self.category_dist_[idx][:, support].toarray(), p[support]
 
     def _finish(
         self, pool: CandidatePool, n: int, explain: bool, attention: np.ndarray, history: np.ndarray
