@@ -51,6 +51,7 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/multimodal.py --datasets tiktok --parts cold --minutes 3 --models ease,facet-id,facet-image,facet-audio,facet-image+audio,facet-attention,facet-gate
 	$(BIN)/python benchmarks/multimodal.py --datasets amazon-magazines --parts standard,cold --minutes 3 --models ease,facet-id,facet-text,facet-text+reviews,facet-gated,facet-attention
 	$(BIN)/python benchmarks/multimodal.py --datasets tiktok --parts standard --minutes 3 --seeds 1,2 --models facet-image+audio,facet-attention,facet-gated,facet-image
+	$(BIN)/python benchmarks/fairness.py --datasets ml-1m,beauty --models ease,als
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
