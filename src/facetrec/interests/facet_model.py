@@ -366,7 +366,13 @@ def interest_log_probs(logits: torch.Tensor, log_weights: torch.Tensor, routing:
     return logits + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
 
 
-def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.Tensor, routing: str) -> torch.Tensor:
+def routed_loss(
+    logits: torch.Tensor,
+    log_weights: torch.Tensor,
+    target: torch.Tensor,
+    routing: str,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Next-item loss with target-aware routing over logits [P, K, C] and target columns [P].
 
     Hard: only the interest whose dot product with the target is highest is trained on it (a
@@ -374,20 +380,31 @@ def routed_loss(logits: torch.Tensor, log_weights: torch.Tensor, target: torch.T
     gradient reaches each interest in proportion to its posterior responsibility for the target,
     so interests specialise instead of all chasing every item.
     With ``target`` [P, T] (T targets per row sharing these logits) it returns one mean loss per
-    target column [T], computing the soft normalisers once.
+    target column [T], computing the soft normalisers once. ``weights`` (shaped as ``target``)
+    weigh each target's loss in the mean (inverse-propensity training).
     """
     columns = target.unsqueeze(-1) if target.dim() == 1 else target
+    scale = None if weights is None else (weights.unsqueeze(-1) if weights.dim() == 1 else weights)
     picked = logits.gather(2, columns.unsqueeze(1).expand(-1, logits.shape[1], -1))  # [P, K, T]
     if routing == "hard":
         rows = torch.arange(len(columns), device=columns.device)
         choice = picked.argmax(1)  # [P, T]
-        losses = [
-            nn.functional.cross_entropy(logits[rows, choice[:, t]], columns[:, t]) for t in range(columns.shape[1])
-        ]
+        if scale is None:
+            losses = [
+                nn.functional.cross_entropy(logits[rows, choice[:, t]], columns[:, t]) for t in range(columns.shape[1])
+            ]
+        else:
+            losses = [
+                (
+                    nn.functional.cross_entropy(logits[rows, choice[:, t]], columns[:, t], reduction="none")
+                    * scale[:, t]
+                ).mean()
+                for t in range(columns.shape[1])
+            ]
         loss = torch.stack(losses)
     else:  # the targets' terms under each interest, without a second [P, K, C] tensor
         terms = picked + interest_offsets(logits, log_weights, routing).unsqueeze(-1)
-        loss = -torch.logsumexp(terms, 1).mean(0)
+        loss = -torch.logsumexp(terms, 1).mean(0) if scale is None else -(torch.logsumexp(terms, 1) * scale).mean(0)
     return loss if target.dim() == 2 else loss[0]
 
 
@@ -423,7 +440,8 @@ class FacetNet(nn.Module):
     ``content``: the frozen content matrices, [n_items, d] each (width-0 ones are skipped);
     ``id_known``: the items with training events (only they have an ID vector and enter the
     training softmax); ``counts``: training events per item, from which the sampled softmax
-    draws its negatives (training only: an inference network is built without them).
+    draws its negatives; ``target_weights``: each item's inverse-propensity weight as a target
+    (training only: an inference network is built without either).
     """
 
     def __init__(
@@ -432,6 +450,7 @@ class FacetNet(nn.Module):
         id_known: np.ndarray,
         config: FacetNetConfig,
         counts: np.ndarray | None = None,
+        target_weights: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         cfg = self.config = config
@@ -469,6 +488,8 @@ class FacetNet(nn.Module):
         self.sampled = len(seen) > cfg.full_softmax_max_items
         q = None if counts is None else popularity_distribution(counts)
         self.register_buffer("q", q, persistent=False)
+        weights = None if target_weights is None else torch.from_numpy(np.asarray(target_weights, np.float32))
+        self.register_buffer("target_weights", weights, persistent=False)
         self.modalities = len(matrices) + int(cfg.use_id)
         fuse = cfg.interest_fusion and self.modalities > 1
         self.interest_gate = nn.Linear(cfg.hidden, self.modalities) if fuse else None
@@ -547,6 +568,7 @@ class FacetNet(nn.Module):
                         log_weights[real],
                         torch.zeros_like(want),
                         cfg.routing,
+                        None if self.target_weights is None else self.target_weights[want],
                     )
                     for want in wanted
                 ]
@@ -554,7 +576,8 @@ class FacetNet(nn.Module):
         else:  # every target shares one full softmax
             logits = torch.einsum("pkh,nh->pkn", chosen, items[self.seen])
             columns = torch.stack([self.column[want] for want in wanted], 1)
-            losses = routed_loss(logits, log_weights[real], columns, cfg.routing)
+            weights = None if self.target_weights is None else torch.stack([self.target_weights[w] for w in wanted], 1)
+            losses = routed_loss(logits, log_weights[real], columns, cfg.routing, weights)
         loss = losses[0] + cfg.future_weight * losses[1:].sum()
         if cfg.distinct_weight and chosen.shape[1] > 1:
             # Only where the prefix holds at least K events can K interests differ at all.

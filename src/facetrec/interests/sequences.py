@@ -17,6 +17,7 @@ import torch
 
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
+from facetrec.scoring.propensity import check_power
 from facetrec.training import TrainConfig
 
 EVAL_BATCH = 256
@@ -68,6 +69,10 @@ class SequenceModelConfig:
     each row's events in a fresh random order, so the model learns which items go together rather
     than an order that is not there, and sees new prefixes every epoch."""
 
+    ipw_power: float = 0.0
+    """Popularity debiasing (:mod:`facetrec.scoring.propensity`): each training target's loss is
+    weighted by its item's training events ** -ipw_power, normalised to mean 1 (0: off)."""
+
     def __post_init__(self) -> None:
         name = type(self).__name__
         for field in ("max_len", "hidden", "layers", "heads", "batch_size", "negatives"):
@@ -80,6 +85,7 @@ class SequenceModelConfig:
             raise ConfigError(f"{name}.dropout: must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:
             raise ConfigError(f"{name}.lr: must be > 0, got {self.lr}")
+        check_power(name, self.ipw_power)
         limit = self.full_softmax_max_items
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ConfigError(f"{name}.full_softmax_max_items: must be an integer >= 0, got {limit!r}")

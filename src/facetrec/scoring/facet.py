@@ -44,6 +44,7 @@ from facetrec.interests.sequences import (
     trimmed,
 )
 from facetrec.scoring.base import Capabilities, Scorer
+from facetrec.scoring.propensity import ipw_weights
 from facetrec.training import fit_loop, load_flat_weights, seed_everything
 from facetrec.types import Interactions, ItemCatalog, UserState
 
@@ -248,7 +249,7 @@ class FacetScorer(Scorer[FacetConfig]):
         self.popularity_ = counts / max(1.0, float(counts.max()))
         self.n_items_ = train.n_items
         seed_everything(cfg.seed)
-        net = self._build(counts)
+        net = self._build(counts, ipw_weights(counts, cfg.ipw_power) if cfg.ipw_power > 0 else None)
         validate = None
         if valid is not None:
             validation = NextItemValidation(valid)
@@ -369,9 +370,11 @@ class FacetScorer(Scorer[FacetConfig]):
         present = [name for name, m in zip(names, self._matrices(), strict=True) if m.shape[1]]
         return present + (["id"] if self.config.use_id else [])
 
-    def _build(self, counts: np.ndarray | None = None) -> FacetNet:
-        """A network for the fitted content (``counts``: the training counts, when training)."""
-        return FacetNet(self._matrices(), self.id_known_, self.config.net_config(self.modalities), counts)
+    def _build(self, counts: np.ndarray | None = None, target_weights: np.ndarray | None = None) -> FacetNet:
+        """A network for the fitted content (``counts`` and the inverse-propensity
+        ``target_weights``: the training counts and weights, when training)."""
+        config = self.config.net_config(self.modalities)
+        return FacetNet(self._matrices(), self.id_known_, config, counts, target_weights)
 
     @property
     def interest_merge(self) -> str:

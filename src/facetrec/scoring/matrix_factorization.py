@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from facetrec.errors import ConfigError
 from facetrec.evaluation.evalset import EvalSet
 from facetrec.scoring.base import Capabilities, Scorer, check_feedback, history_matrix
+from facetrec.scoring.propensity import check_power, ipw_weights
 from facetrec.types import Interactions, ItemCatalog
 
 
@@ -65,10 +66,14 @@ class ALSConfig:
     """"binary" (any event counts once) or "weight" (summed event weights, e.g. repeat plays)."""
     show_progress: bool = False
     """Show implicit's progress bar while fitting."""
+    ipw_power: float = 0.0
+    """Popularity debiasing (:mod:`facetrec.scoring.propensity`): each entry's confidence is scaled
+    by its item's inverse-propensity weight, users per item ** -ipw_power (0: off)."""
 
     def __post_init__(self) -> None:
         _check(self, ("factors", "iterations", "alpha"), ("regularization", "seed", "num_threads"))
         check_feedback(self.feedback)
+        check_power("ALSConfig", self.ipw_power)
 
 
 class ALSScorer(Scorer[ALSConfig]):
@@ -84,6 +89,9 @@ class ALSScorer(Scorer[ALSConfig]):
     capabilities = Capabilities(can=frozenset({"known_users", "raw_history", "item_vectors"}))
 
     item_factors_: np.ndarray
+    item_weights_: np.ndarray
+    """Inverse-propensity weight of each item's entries, set only with ``ipw_power`` > 0; users
+    are folded in with the same confidences as training used."""
 
     def _model(self, cpu: Any) -> Any:
         c = self.config
@@ -97,7 +105,10 @@ class ALSScorer(Scorer[ALSConfig]):
         )
 
     def fit(self, train: Interactions, catalog: ItemCatalog | None = None, valid: EvalSet | None = None) -> Self:
-        matrix = history_matrix(train, np.arange(train.n_users), self.config.feedback)
+        self.__dict__.pop("item_weights_", None)
+        if self.config.ipw_power > 0:
+            self.item_weights_ = ipw_weights(train.users_per_item(), self.config.ipw_power)
+        matrix = self._confidences(train, np.arange(train.n_users))
         cpu = _implicit()
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads on top thrash
             model = self._model(cpu)
@@ -106,10 +117,18 @@ class ALSScorer(Scorer[ALSConfig]):
         self.n_items_ = train.n_items
         return self
 
+    def _confidences(self, history: Interactions, users: np.ndarray) -> Any:
+        """The users' history rows, each entry scaled by its item's weight when debiasing."""
+        rows = history_matrix(history, users, self.config.feedback)
+        weights = self.__dict__.get("item_weights_")
+        if weights is not None:
+            rows.data *= weights[rows.indices]
+        return rows
+
     def user_factors(self, history: Interactions, users: np.ndarray) -> np.ndarray:
         """Folded-in factors [len(users), factors] of ``users`` from their events in ``history``."""
         self._require_fitted("user_factors")
-        rows = history_matrix(history, users, self.config.feedback)
+        rows = self._confidences(history, users)
         cpu = _implicit()
         with threadpool_limits(1, "blas"):
             model = self._model(cpu)

@@ -35,6 +35,7 @@ from facetrec.interests.sequences import (
 from facetrec.interests.softmax import draw_negatives, log_q_logits, popularity_distribution
 from facetrec.interests.transformer import Block, causal_allowed, init_weights
 from facetrec.scoring.base import Capabilities, Scorer
+from facetrec.scoring.propensity import ipw_weights
 from facetrec.training import fit_loop, load_flat_weights, seed_everything
 from facetrec.types import Interactions, ItemCatalog
 
@@ -66,12 +67,16 @@ class SASRec(nn.Module):
         dropout: float,
         counts: np.ndarray | None = None,
         negatives: int = 0,
+        target_weights: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.max_len = max_len
         self.negatives = negatives
         # Training popularity for the sampled softmax (None: full softmax, or an inference network).
         self.register_buffer("q", None if counts is None else popularity_distribution(counts), persistent=False)
+        # Inverse-propensity weight of each target item (None: every target counts once).
+        weights = None if target_weights is None else torch.from_numpy(np.asarray(target_weights, np.float32))
+        self.register_buffer("target_weights", weights, persistent=False)
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.position = nn.Embedding(max_len, hidden)
         self.dropout = nn.Dropout(dropout)
@@ -97,15 +102,20 @@ class SASRec(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy over the whole catalogue (the "+" of SASRec+) at every position of
         ``batch["items"]`` whose ``batch["target"]`` (the next item, 0 = none) is real; with
-        training counts and ``negatives``, the log-Q corrected sampled softmax instead."""
+        training counts and ``negatives``, the log-Q corrected sampled softmax instead. With
+        ``target_weights`` each position's loss is weighted by its target's weight."""
         target = batch["target"]
         real = target > 0
         states, want = self(batch["items"])[real], target[real] - 1
         if self.q is None or not self.negatives:
-            return F.cross_entropy(self.logits(states), want)
-        negatives = draw_negatives(self.q, self.negatives)
-        logits = log_q_logits(states, self.item.weight[1:], want, negatives, self.q)
-        return F.cross_entropy(logits, torch.zeros_like(want))
+            logits, column = self.logits(states), want
+        else:
+            negatives = draw_negatives(self.q, self.negatives)
+            logits = log_q_logits(states, self.item.weight[1:], want, negatives, self.q)
+            column = torch.zeros_like(want)
+        if self.target_weights is None:
+            return F.cross_entropy(logits, column)
+        return (F.cross_entropy(logits, column, reduction="none") * self.target_weights[want]).mean()
 
 
 def _training_sequences(items: np.ndarray, offsets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +196,7 @@ class SASRecScorer(Scorer[SASRecConfig]):
             cfg.dropout,
             counts=counts if sampled else None,
             negatives=cfg.negatives if sampled else 0,
+            target_weights=ipw_weights(counts, cfg.ipw_power) if cfg.ipw_power > 0 else None,
         )
         validate = None
         if valid is not None:
