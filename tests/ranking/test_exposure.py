@@ -102,3 +102,13 @@ def test_needs_what_it_groups_by(planted):
     plain = ItemCatalog(planted.items)
     with pytest.raises(ConfigError, match="categories"):
         Ranker(RankConfig(diversity="xquad", exposure_groups="category")).fit(planted.vectors, plain)
+
+
+def test_popularity_groups_aim_at_their_catalogue_share_even_without_history(long_tail):
+    ranker = Ranker(RankConfig(diversity="xquad", lam=0.0)).fit(None, ItemCatalog(long_tail.items), long_tail.events)
+    head = long_tail.head
+    assert 0 < head.sum() < 0.1 * long_tail.n
+    found = ranker.rank_scores(long_tail.scores[0], 10, history_idx=[])
+    # lam 0: slot 1 goes to the long tail (its share of items), slot 2 to the head (the tail's
+    # share of the list is then 1), and the tail takes every later slot
+    assert head[found.idx].tolist() == [False, True] + [False] * 8

@@ -35,8 +35,8 @@ class RankConfig:
 
     diversity: str = "none"
     """Re-ranking: "none" (relevance), "mmr", "dpp", "quotas" (slots by interest weight),
-    "calibration" (category mix of the user's history) or "xquad" (exposure of item groups,
-    ``exposure_groups``, in the proportions of the user's history)."""
+    "calibration" (category mix of the user's history) or "xquad" (exposure of the item groups
+    ``exposure_groups`` names, towards a target share of each)."""
     lam: float = 0.8
     """Relevance-diversity trade-off in [0, 1]: 1 = pure relevance, 0 = pure diversity."""
     candidates: int = 200
@@ -73,7 +73,7 @@ class RankConfig:
     exposure_groups: str = "popularity"
     """Item groups "xquad" spreads exposure over: "popularity" (the head, the most popular items
     holding 20 % of the users per item in the events the ranker was fitted with, and the long
-    tail) or "category"."""
+    tail, aimed at their shares of the catalogue) or "category" (aimed at the history's mix)."""
     explain_items: int = 2
     """History items named in each explanation."""
     label_terms: int = 2

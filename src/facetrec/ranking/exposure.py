@@ -2,20 +2,21 @@
 et al. (FLAIRS 2019) use it against popularity bias.
 
 A recommender trained on clicks shows the few most popular items to everyone. xQuAD treats
-item groups as the "aspects" a list should cover in the proportions the user's own history
-does: each slot takes the candidate maximising
+item groups as the "aspects" a list should cover in target proportions ``p``: each slot takes
+the candidate maximising
 
     lam * rel_i + (1 - lam) * sum_c p_c * M_ic * (1 - s_c(S))
 
 where ``M_ic`` is item i's share of group c (rows sum to 1, or 0 without a group), ``p_c`` the
-user's history mass in group c, and ``s_c(S)`` group c's share of the list so far (0 for an
+share group c should get, and ``s_c(S)`` group c's share of the list so far (0 for an
 empty list): the "smooth" xQuAD, whose coverage bonus shrinks as a group fills its share rather
 than vanishing after one item. ``lam = 1`` is pure relevance, as for every re-ranker here; at
-``lam = 0`` the list's group mix approaches the history's.
+``lam = 0`` the list's group mix approaches ``p``.
 
-Groups are popularity buckets by default (head: the most popular items, by users, that hold 20 %
-of the fitted events' popularity, :func:`facetrec.evaluation.metrics.head_items`, the very head
-the long-tail share metric counts; the rest is the long tail), or catalogue categories.
+The Ranker's groups are popularity buckets by default (head: the most popular items, by users,
+that hold 20 % of the fitted events' popularity, :func:`facetrec.evaluation.metrics.head_items`,
+the very head the long-tail share metric counts; the rest is the long tail) with ``p`` their
+share of the catalogue, or the categories of the user's history with ``p`` their mix in it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def xquad(scores: np.ndarray, groups: np.ndarray, target: np.ndarray, lam: float
 
     ``scores`` [m] relevance (scaled to [0, 1] for a scale-free ``lam``); ``groups`` [m, G] each
     candidate's group membership (rows sum to 1, or 0 without a group); ``target`` [G] the
-    user's group distribution (normalised here). Ties go to the more relevant item, then to the
+    share each group should get (normalised here). Ties go to the more relevant item, then to the
     lower position, so ``lam = 1`` gives the relevance order exactly.
     """
     scores = np.asarray(scores, dtype=np.float64)
@@ -72,7 +73,7 @@ def xquad(scores: np.ndarray, groups: np.ndarray, target: np.ndarray, lam: float
 
 class XQuADReranker:
     """xQuAD over a :class:`CandidatePool` whose ``categories`` hold the candidates' item groups
-    and ``target`` the user's group distribution (the Ranker fills both); without them it
+    and ``target`` the share each should get (the Ranker fills both); without them it
     leaves the relevance order unchanged."""
 
     def __init__(self, lam: float = 0.5) -> None:

@@ -328,7 +328,7 @@ class Ranker(Component[RankConfig]):
         categories = target = None
         if c.diversity == "calibration" and self.filter_.category_names and len(history):
             categories, target = self._calibration_inputs(idx, history)
-        if c.diversity == "xquad" and len(history):
+        if c.diversity == "xquad" and (len(history) or c.exposure_groups == "popularity"):
             categories, target = self._exposure_inputs(idx, history)
         return CandidatePool(
             idx=np.asarray(idx, dtype=np.int64),
@@ -354,13 +354,14 @@ class Ranker(Component[RankConfig]):
         return np.column_stack([inside, np.maximum(other, 0.0)]), np.append(p[support], 0.0)
 
     def _exposure_inputs(self, idx: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """xQuAD's item groups for the candidates [m, G] and the history's mass in each [G]:
-        head and long tail, or the categories of the user's history (a candidate outside them
-        earns no coverage bonus)."""
+        """xQuAD's item groups for the candidates [m, G] and the share each should get [G]: head
+        and long tail in proportion to their sizes (the exposure they would get if every item were
+        shown equally often: users' histories already follow popularity), or the categories of
+        the user's history in its proportions (a candidate outside them earns no bonus)."""
         if self.config.exposure_groups == "popularity":
             head = self.head_
             groups = np.column_stack([head[idx], ~head[idx]]).astype(np.float64)
-            return groups, np.array([head[history].sum(), (~head[history]).sum()], dtype=np.float64)
+            return groups, np.array([head.sum(), (~head).sum()], dtype=np.float64)
         p = category_distribution(self.filter_.item_categories, history)
         support = np.flatnonzero(p > 0)
         return self.category_dist_[idx][:, support].toarray(), p[support]
