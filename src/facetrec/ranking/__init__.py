@@ -1,5 +1,5 @@
 """Stage 6, ranking: faiss candidate retrieval per interest, filters, temporal boosts, diversity
-re-ranking (MMR, DPP, interest quotas, calibration) and explanations.
+re-ranking (MMR, DPP, interest quotas, calibration, xQuAD exposure) and explanations.
 
 The entry point is :class:`Ranker` configured by :class:`RankConfig`; each algorithm is also a
 pure function (``mmr``, ``dpp``, ``quotas``, ``calibrate``, ``decay_weights``, ...) beside the
@@ -10,6 +10,7 @@ from facetrec.ranking.calibration import CalibrationReranker, calibrate, categor
 from facetrec.ranking.config import DIVERSITY, RankConfig, make_reranker
 from facetrec.ranking.dpp import DPPReranker, dpp, dpp_greedy, dpp_kernel
 from facetrec.ranking.explain import TermIndex, contributors, interest_labels
+from facetrec.ranking.exposure import XQuADReranker, xquad
 from facetrec.ranking.filters import CatalogFilter, Rules, allowed_mask
 from facetrec.ranking.mmr import MMRReranker, mmr
 from facetrec.ranking.quotas import QuotaReranker, largest_remainder, quotas
@@ -31,6 +32,7 @@ __all__ = [
     "TermIndex",
     "TrendingCounter",
     "VectorIndex",
+    "XQuADReranker",
     "allowed_mask",
     "calibrate",
     "category_distribution",
@@ -48,4 +50,5 @@ __all__ = [
     "mmr",
     "quotas",
     "trending",
+    "xquad",
 ]
