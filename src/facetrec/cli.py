@@ -8,13 +8,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from facetrec import __version__
 from facetrec.errors import FacetrecError
+
+if TYPE_CHECKING:
+    from facetrec.summaries import LLMConfig, Summary
+    from facetrec.types import ItemCatalog, UserState
 
 app = typer.Typer(
     help="facetrec: multi-interest recommendation with pretrained language models.",
@@ -29,6 +33,22 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)  # lines are never broken inside a path or an id; tables still fit
 JSON_HELP = "Print the result as JSON on stdout (for scripts and tests; never wrapped)."
+LlmUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Base URL of an OpenAI-compatible chat endpoint (e.g. http://127.0.0.1:8080/v1): its model names "
+        "each interest and explains it in a sentence (docs/serving.md)."
+    ),
+]
+LlmModel = Annotated[str | None, typer.Option(help="The model the chat endpoint should use (with --llm-url).")]
+LlmApiKey = Annotated[
+    str | None, typer.Option(envvar="FACETREC_LLM_API_KEY", help="Bearer key for the chat endpoint, if it needs one.")
+]
+LlmMaxTokens = Annotated[int, typer.Option(help="Most tokens the model may write per interest.")]
+LlmCache = Annotated[
+    Path | None,
+    typer.Option(help="Directory that keeps the model's answers across runs and workers (default: memory only)."),
+]
 
 
 def _emit(value: object) -> None:
@@ -1087,9 +1107,18 @@ def recommend(
         float | None, typer.Option("--lambda", help="Relevance vs diversity trade-off (1 = relevance only).")
     ] = None,
     explain: Annotated[bool, typer.Option(help="Say why each item is recommended.")] = False,
+    llm_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+    llm_api_key: LlmApiKey = None,
+    llm_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the model's answers; then the template labels.")
+    ] = 30.0,
+    llm_max_tokens: LlmMaxTokens = 120,
+    llm_cache: LlmCache = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Print recommendations for a user or a raw history, grouped by the interest that produced them."""
+    """Print recommendations for a user or a raw history, grouped by the interest that produced them;
+    with --llm-url, each interest's name and sentence from a language model too."""
     import numpy as np
     from rich.table import Table
 
@@ -1098,6 +1127,7 @@ def recommend(
 
     if user is None and not history:
         raise typer.BadParameter("give --user or --history", param_hint="--user")
+    llm = _llm(llm_url, llm_model, llm_api_key, llm_timeout, llm_timeout, llm_max_tokens, llm_cache)
     with _stage(f"loading {bundle}"):
         recommender = Recommender.load(bundle)
     query = Query(user_id=user, history=tuple(h.strip() for h in (history or "").split(",") if h.strip()), n=n)
@@ -1105,9 +1135,16 @@ def recommend(
     found = recommender.interests(query)
     labels = found[1] if found else []
     listing = recommender.recommend(query, explain=explain, **overrides)
+    summaries = _summaries(llm, found, recommender.catalog) if llm is not None else None
     if as_json:
-        _emit({"user": user, "interests": labels, "items": list_rows(recommender, listing, labels)})
+        out = {"user": user, "interests": labels, "items": list_rows(recommender, listing, labels)}
+        if summaries is not None:
+            out["summaries"] = [summary.as_dict() for summary in summaries]
+        _emit(out)
         return
+    for j, summary in enumerate(summaries or []):
+        said = summary.sentence if summary.source == "llm" else f"(template label: {summary.reason})"
+        console.print(f"interest {j + 1}: {summary.name} - {said}", highlight=False, markup=False)
     table = Table(title=f"recommendations for {user or 'the given history'}")
     for column in ("interest", "item", "title", "score") + (("why",) if explain else ()):
         table.add_column(column)
@@ -1172,6 +1209,19 @@ def serve(
     body_timeout: Annotated[
         float, typer.Option(help="Seconds a client has to send a request body; a slower one gets a 408.")
     ] = 10.0,
+    llm_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+    llm_api_key: LlmApiKey = None,
+    llm_timeout: Annotated[float, typer.Option(help="Seconds one chat call may take.")] = 30.0,
+    llm_budget: Annotated[
+        float,
+        typer.Option(
+            help="Seconds GET /users/{id}/interests waits for the model; then the template labels, and a late "
+            "answer is kept for the next request."
+        ),
+    ] = 5.0,
+    llm_max_tokens: LlmMaxTokens = 120,
+    llm_cache: LlmCache = None,
 ) -> None:
     """Serve recommendations, events, interests and a web page over HTTP (docs/serving.md)."""
     import secrets
@@ -1186,13 +1236,16 @@ def serve(
         raise typer.BadParameter("give --store or --events, not both", param_hint="--store")
     if not 0 < body_timeout < float("inf"):
         raise typer.BadParameter("must be a positive number of seconds", param_hint="--body-timeout")
+    llm = _llm(llm_url, llm_model, llm_api_key, llm_timeout, llm_budget, llm_max_tokens, llm_cache)
     page = f"http://{host}:{port}/"
     if not api_key:
         api_key = secrets.token_urlsafe(24)
         typer.echo(f"no --api-key or FACETREC_API_KEY: writes need this key for this run: {api_key}")
         page += f"#key={api_key}"  # the page reads it from the fragment, which is never sent to the server
     typer.echo(f"web page: {page}\nAPI: http://{host}:{port}/docs (OpenAPI)")  # plain: never wrapped
-    run(bundle, host, port, store or events, api_key, workers, log_level, body_timeout)
+    if llm is not None:
+        typer.echo(f"interest summaries: model {llm.model!r} at {llm.url}")
+    run(bundle, host, port, store or events, api_key, workers, log_level, body_timeout, llm)
 
 
 @app.command()
@@ -1259,6 +1312,43 @@ def demo(
     if image_model or audio_model:
         raise typer.BadParameter("the image and audio models are for the --multimodal demo", param_hint="--multimodal")
     run_demo(console, out, users=users, items=items, seed=seed)
+
+
+def _llm(
+    url: str | None,
+    model: str | None,
+    api_key: str | None,
+    timeout: float,
+    budget: float,
+    max_tokens: int,
+    cache: Path | None,
+) -> LLMConfig | None:
+    """The --llm-* options as an LLMConfig, or None without --llm-url."""
+    from facetrec.summaries import LLMConfig
+
+    if url is None:
+        if model is not None:
+            raise typer.BadParameter("--llm-model needs --llm-url (the chat endpoint)", param_hint="--llm-model")
+        return None
+    if model is None:
+        raise typer.BadParameter(
+            "--llm-url needs --llm-model (the model's name at the endpoint)", param_hint="--llm-model"
+        )
+    cache_dir = str(cache.resolve()) if cache is not None else None
+    return LLMConfig(url, model, api_key or None, timeout, budget, max_tokens, cache_dir=cache_dir)
+
+
+def _summaries(llm: LLMConfig, found: tuple[UserState, list[str]] | None, catalog: ItemCatalog) -> list[Summary]:
+    """Each interest's summary from the language model (none without interests)."""
+    from facetrec.summaries import Summarizer, evidence
+
+    if found is None:
+        return []
+    summarizer = Summarizer(llm)
+    try:
+        return summarizer.summarize(evidence(found[0], found[1], catalog))
+    finally:
+        summarizer.close()
 
 
 def _note(message: str) -> None:

@@ -1,7 +1,8 @@
 """The HTTP API: ``create_app(service, api_key)`` -> a FastAPI app (OpenAPI at /docs, /openapi.json).
 
 Endpoints are plain ``def`` functions, so FastAPI runs them in its thread pool (limited to
-``threads``); the :class:`~facetrec.serving.service.Service` serialises access to the
+``threads``), except GET /users/{id}/interests, which may wait for a language model and so runs
+in threads of its own (``INTEREST_THREADS``); the :class:`~facetrec.serving.service.Service` serialises access to the
 Recommender with its lock, while a write waiting for the disk does not hold it. Every list comes
 from ``Recommender.recommend`` (through the Service).
 Errors never carry a stack trace: facetrec's own errors become 404 (unknown ids) or 422 (bad
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exception_handlers import http_exception_handler
@@ -56,6 +57,9 @@ BODY_TIMEOUT = 10.0
 """Seconds a client has to send a request's whole body; a slower one gets a 408 and is closed."""
 RETRY_AFTER = 1
 """Seconds a 503 asks the client to wait before retrying."""
+INTEREST_THREADS = 8
+"""Threads for GET /users/{id}/interests, apart from the request threads: with a language model a
+request may wait for it up to its budget, and must not hold a thread that other requests need."""
 KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key `facetrec serve` was given.")
 """The write endpoints' key, declared as an OpenAPI security scheme (checked by ``require_key``)."""
 
@@ -91,6 +95,7 @@ def create_app(
         lambda: service.applied,
     )
     app.state.service, app.state.metrics = service, metrics
+    interest_threads = CapacityLimiter(INTEREST_THREADS)
     app.add_middleware(
         Guard, metrics=metrics, max_body=s.MAX_BODY_BYTES, body_timeout=body_timeout, routes=app.router.routes
     )
@@ -175,9 +180,12 @@ def create_app(
     @app.get(
         "/users/{user_id}/interests", response_model=s.InterestsOut, tags=["users"], responses={**READ, **s.UNKNOWN}
     )
-    def user_interests(user_id: PathId, examples: Annotated[int, Query(ge=1, le=20)] = 3) -> s.InterestsOut:
-        """The user's K interests: label, weight and the history items each attends to most."""
-        return s.InterestsOut(user=user_id, interests=service.interests(user_id, examples))
+    async def user_interests(user_id: PathId, examples: Annotated[int, Query(ge=1, le=20)] = 3) -> s.InterestsOut:
+        """The user's K interests: label, weight and the history items each attends to most; when
+        the server has a language model (`--llm-url`), a name and a sentence for each (`summary`),
+        within its time budget, else the template label with the reason."""
+        found = await to_thread.run_sync(service.interests, user_id, examples, limiter=interest_threads)
+        return s.InterestsOut(user=user_id, interests=found)
 
     @app.get("/users/{user_id}/history", response_model=s.HistoryOut, tags=["users"], responses={**READ, **s.UNKNOWN})
     def user_history(user_id: PathId, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> s.HistoryOut:

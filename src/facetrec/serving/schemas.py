@@ -205,10 +205,24 @@ class Example(BaseModel):
     attention: float
 
 
+class Summary(BaseModel):
+    """An interest named and explained by a language model, or the template label when it could not be."""
+
+    name: str = Field(description="The model's name for the interest; the template label when source is template.")
+    sentence: str | None = Field(description="One sentence on what ties the interest's items together (llm only).")
+    source: Literal["llm", "template"] = Field(
+        description="llm: written by the model; template: the model failed or was too slow, see reason."
+    )
+    reason: str | None = Field(None, description="Why the template was used (timeout, HTTP error, bad answer, ...).")
+
+
 class Interest(BaseModel):
-    label: str
+    label: str = Field(description="The template label: the interest's most characteristic catalogue terms.")
     weight: float
     examples: list[Example]
+    summary: Summary | None = Field(
+        None, description="With `facetrec serve --llm-url`: a name and a sentence from the language model."
+    )
 
 
 class InterestsOut(BaseModel):

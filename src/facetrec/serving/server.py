@@ -20,7 +20,10 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facetrec.summaries import LLMConfig
 
 log = logging.getLogger("facetrec.serving")
 BODY_TIMEOUT = 10.0
@@ -58,20 +61,24 @@ def build(
     api_key: str | None = None,
     generation: int | None = None,
     body_timeout: float = BODY_TIMEOUT,
+    llm: LLMConfig | None = None,
 ) -> Any:
     """The FastAPI app over ``bundle`` and the event store at ``events`` (any location
     :func:`~facetrec.serving.store.open_store` reads; default: events.sqlite beside the bundle),
     in this process; ``generation``: the one ``bundle`` was published as (default: the store's
-    newest); ``body_timeout``: seconds a client has to send a request body."""
+    newest); ``body_timeout``: seconds a client has to send a request body; ``llm``: the chat
+    endpoint that names and explains interests (facetrec.summaries)."""
     from facetrec.serving.app import create_app
     from facetrec.serving.bundle import check_bundle
     from facetrec.serving.service import Service
     from facetrec.serving.store import open_store
+    from facetrec.summaries import Summarizer
 
     check_bundle(bundle)  # before creating an event store beside it
     limit_threads()
     store = open_store(events or default_events_path(bundle))
-    service = Service.open(bundle, store, generation=generation)
+    summarizer = Summarizer(llm) if llm is not None else None
+    service = Service.open(bundle, store, generation=generation, summarizer=summarizer)
     log.info("worker %d serving %s with events up to %d from %s", os.getpid(), bundle, service.applied, store.location)
     return create_app(service, api_key, body_timeout=body_timeout)
 
@@ -80,6 +87,7 @@ def create() -> Any:
     """The app factory each worker process calls: the bundle published in the store (by
     :func:`run` or a later reload), with the settings :func:`run` left in ``FACETREC_SERVE``."""
     from facetrec.serving.store import open_store
+    from facetrec.summaries import LLMConfig
 
     settings = json.loads(os.environ[SETTINGS])
     _logging(settings["log_level"])
@@ -88,8 +96,14 @@ def create() -> Any:
         generation, published = store.published()
     finally:
         store.close()
+    llm = LLMConfig(**settings["llm"]) if settings["llm"] else None
     return build(
-        published or settings["bundle"], settings["events"], settings["api_key"], generation, settings["body_timeout"]
+        published or settings["bundle"],
+        settings["events"],
+        settings["api_key"],
+        generation,
+        settings["body_timeout"],
+        llm,
     )
 
 
@@ -102,10 +116,11 @@ def run(
     workers: int = 1,
     log_level: str = "info",
     body_timeout: float = BODY_TIMEOUT,
+    llm: LLMConfig | None = None,
 ) -> None:
     """Check ``bundle``, publish it in the event store at ``events`` (a PostgreSQL URL, a SQLite
     ``sqlite:///`` location or file path; default: events.sqlite beside the bundle) and serve it
-    with ``workers`` processes."""
+    with ``workers`` processes; ``llm``: the chat endpoint that names and explains interests."""
     import uvicorn
 
     from facetrec.serving.bundle import check_bundle
@@ -126,6 +141,7 @@ def run(
         "api_key": api_key,
         "log_level": log_level,
         "body_timeout": body_timeout,
+        "llm": llm.settings() if llm is not None else None,
     }
     os.environ[SETTINGS] = json.dumps(settings)
     uvicorn.run(

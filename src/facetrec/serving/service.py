@@ -37,6 +37,7 @@ from facetrec.history import EventRecord, check_events
 from facetrec.recommender import Recommender, list_rows
 from facetrec.serving.bundle import item_catalog, load_bundle, replay, replay_items
 from facetrec.serving.store import ServiceStore, StoreUnavailable
+from facetrec.summaries import Summarizer, evidence
 from facetrec.types import Event, ItemList, Query
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,10 @@ class Service:
         generation: int = 0,
         warm_users: int = 10_000,
         lock_timeout: float = LOCK_TIMEOUT,
+        summarizer: Summarizer | None = None,
     ) -> None:
         self.store, self.bundle, self.warm_users, self.lock_timeout = store, bundle, warm_users, lock_timeout
+        self.summarizer = summarizer
         self._rec = recommender
         self._applied = applied  # arrival number of the newest stored event in the Recommender
         self._items_applied = 0  # ... and of the newest stored catalogue item (items it holds are skipped)
@@ -85,16 +88,22 @@ class Service:
 
     @classmethod
     def open(
-        cls, bundle: str | Path, store: ServiceStore, warm_users: int = 10_000, generation: int | None = None
+        cls,
+        bundle: str | Path,
+        store: ServiceStore,
+        warm_users: int = 10_000,
+        generation: int | None = None,
+        summarizer: Summarizer | None = None,
     ) -> Service:
         """Load ``bundle`` with the stored events it lacks and warm the states of the
         ``warm_users`` most recently active users: a start's or restart's rebuild. ``generation``:
         the one ``bundle`` was published as (default: the newest, read before loading, so a
-        bundle published meanwhile is followed on the first request)."""
+        bundle published meanwhile is followed on the first request); ``summarizer``: names and
+        sentences for interests from a language model."""
         if generation is None:
             generation = store.generation()
         recommender, applied = load_bundle(bundle, store, warm_users)
-        return cls(recommender, store, Path(bundle), applied, generation, warm_users)
+        return cls(recommender, store, Path(bundle), applied, generation, warm_users, summarizer=summarizer)
 
     @property
     def recommender(self) -> Recommender:
@@ -182,7 +191,9 @@ class Service:
 
     def interests(self, user_id: str, examples: int = 3) -> list[dict[str, Any]]:
         """The user's interests: label, weight and the ``examples`` history items each attends to
-        most; empty when the user has no events or the model no interest vectors."""
+        most; empty when the user has no events or the model no interest vectors. With a
+        summarizer each has a ``summary`` too, asked for after the lock is released, so a slow
+        language model holds up this request only (for at most its budget), never the others."""
         with self._serial():
             self._sync()
             rec = self._rec
@@ -190,6 +201,7 @@ class Service:
             if found is None:
                 return []
             state, labels = found
+            wanted = evidence(state, labels, rec.catalog) if self.summarizer is not None else []
             out = []
             for j, label in enumerate(labels):
                 top = [int(p) for p in np.argsort(-state.attention[j], kind="stable")[:examples]]
@@ -202,7 +214,10 @@ class Service:
                     for p in top
                 ]
                 out.append({"label": label, "weight": float(state.weights[j]), "examples": rows})
-            return out
+        if self.summarizer is not None:
+            for row, summary in zip(out, self.summarizer.summarize(wanted), strict=True):
+                row["summary"] = summary.as_dict()
+        return out
 
     def history(self, user_id: str, limit: int) -> list[dict[str, Any]]:
         """The user's newest ``limit`` events, oldest first."""

@@ -50,6 +50,20 @@ function renderRecs(data) {
   if (data.matched && data.matched.length) box.prepend(el("p", { class: "why" }, `matched items: ${data.matched.join(", ")}`));
 }
 
+function renderInterest(interest, j) {
+  // With a language model on the server: its name for the interest, the template label beside it
+  // and its sentence; else (or when it failed, which the summary's reason says) the template label.
+  const summary = interest.summary;
+  const written = summary && summary.source === "llm";
+  const heading = el("h3", {}, `#${j + 1} ${written ? summary.name : interest.label} (${Math.round(interest.weight * 100)}%)`);
+  if (written) heading.append(" ", el("span", { class: "score" }, interest.label));
+  if (summary && !written) heading.setAttribute("title", `template label: ${summary.reason}`);
+  const group = el("div", { class: "group interest" }, heading);
+  if (written) group.append(el("div", { class: "why summary" }, summary.sentence));
+  group.append(el("ul", {}, ...interest.examples.map((x) => el("li", {}, x.title))));
+  return group;
+}
+
 async function showUser() {
   const user = $("user").value.trim();
   if (!user) return say("type or pick a user id");
@@ -62,9 +76,7 @@ async function showUser() {
       api(`/users/${id}/history?limit=20`), api(`/users/${id}/interests`), api(`/users/${id}/recommendations?${q}`),
     ]);
     $("history").replaceChildren(...history.events.map((e) => el("li", {}, `${e.title} `, el("span", { class: "score" }, e.event))));
-    $("interests").replaceChildren(...interests.interests.map((i, j) => el("div", { class: "group" },
-      el("h3", {}, `#${j + 1} ${i.label} (${Math.round(i.weight * 100)}%)`),
-      el("ul", {}, ...i.examples.map((x) => el("li", {}, x.title))))));
+    $("interests").replaceChildren(...interests.interests.map(renderInterest));
     renderRecs(recs);
     document.body.dataset.loaded = String(Date.now());
   } catch (error) { say(error.message); }
