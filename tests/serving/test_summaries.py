@@ -118,6 +118,8 @@ def test_recommend_prints_summaries_as_json(bundle, chat, data):
     assert all(s["source"] == "llm" and s["name"] == REPLY["name"] for s in out["summaries"])
     plain = json.loads(CliRunner().invoke(app, args).stdout)
     assert "summaries" not in plain
+    table = CliRunner().invoke(app, [*args[:-1], "--llm-url", chat.url, "--llm-model", chat.model])
+    assert f"interest 1: {REPLY['name']} - {REPLY['sentence']}" in table.stdout
 
 
 def test_llm_options_are_checked_before_anything_starts(bundle, tmp_path):
