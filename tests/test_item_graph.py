@@ -131,3 +131,11 @@ def test_cli_json_rows_carry_the_relation(data, fitted, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["items"]
     assert rows and all(row["relation"]["shared"] and row["relation"]["with"] for row in rows)
+
+
+def test_train_cli_sets_the_cold_places(data, tmp_path):
+    data.save(tmp_path / "data")
+    args = ["train", "--dataset", str(tmp_path / "data"), "--model", "itemknn", "--out", str(tmp_path / "b")]
+    result = CliRunner().invoke(app, [*args, "--encoder", "lexical", "--cold-items", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert Recommender.load(tmp_path / "b").cold_items == 2

@@ -1048,6 +1048,10 @@ def train(
     ] = None,
     first_only: Annotated[bool, typer.Option(help="Keep each user's first event per item.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for training.")] = 0,
+    cold_items: Annotated[
+        int,
+        typer.Option(help="List places given to items no event has reached, found through the item graph (0: off)."),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Train a model on a whole dataset and save a bundle for `recommend` and `serve`."""
@@ -1069,7 +1073,7 @@ def train(
         data = Dataset.load(dataset)
     _note(f"training {kind} on {len(data.interactions):,} events")
     chosen = encoder or settings.get("encoder", "auto")
-    recommender = fit_recommender(data, kind, params, ranking, seed, first_only, encoder=chosen)
+    recommender = fit_recommender(data, kind, params, ranking, seed, first_only, encoder=chosen, cold_items=cold_items)
     path = recommender.save(out)
     if as_json:
         embedded = recommender.embeddings.encoder_id if recommender.embeddings is not None else None
@@ -1102,7 +1106,7 @@ def recommend(
         str | None, typer.Option(help="Comma-separated item ids: a new user's or a session's history.")
     ] = None,
     n: Annotated[int, typer.Option(help="How many items.")] = 10,
-    diversity: Annotated[str | None, typer.Option(help="none, mmr, dpp, quotas or calibration.")] = None,
+    diversity: Annotated[str | None, typer.Option(help="none, mmr, dpp, quotas, calibration or xquad.")] = None,
     lam: Annotated[
         float | None, typer.Option("--lambda", help="Relevance vs diversity trade-off (1 = relevance only).")
     ] = None,

@@ -179,6 +179,11 @@ def _exactly_one_source(schema: dict[str, Any]) -> None:
         schema["properties"][name].pop("default", None)
 
 
+class Relation(BaseModel):
+    shared: list[str] = Field(description="Catalogue attributes (categories, brand, tags) shared, strongest first.")
+    with_: str = Field(alias="with", description="Id of the history item they are shared with.")
+
+
 class Item(BaseModel):
     item: str
     title: str
@@ -189,6 +194,9 @@ class Item(BaseModel):
     because: list[str] | None = Field(None, description="Item ids of the history behind the explanation.")
     modality: str | None = Field(
         None, description="With explain: the modality (text, image, audio, id, ...) that most made the item match."
+    )
+    relation: Relation | None = Field(
+        None, description="With explain: the attributes the item shares with a history item (item graph); null if none."
     )
 
 
