@@ -3,6 +3,7 @@ processes (``python -m facetrec serve``) on free loopback ports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,20 +55,24 @@ class Server:
     client: httpx.Client
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, no flushing; what was committed is all that survives."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and its workers (its own process group): no shutdown handlers,
+        no flushing; what was committed is all that survives."""
+        self._kill_group()
         self.process.wait(timeout=30)
         self.client.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self._kill_group()  # whatever did not stop in time, workers included: never left running
+        self.process.wait()
         self.client.close()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start_server(bundle: Path, events: Path | str, log: Path, *extra: str, api_key: str | None = KEY) -> Server:
@@ -81,7 +86,7 @@ def start_server(bundle: Path, events: Path | str, log: Path, *extra: str, api_k
     if api_key is not None:
         args += ["--api-key", api_key]
     out = log.open("ab")
-    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:

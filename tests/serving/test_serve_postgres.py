@@ -29,7 +29,7 @@ def test_two_workers_share_a_postgresql_store_and_retrain_reads_it(bundle, data,
             assert answer.status_code == 200, answer.text
             assert [e["timestamp"] for e in answer.json()["events"]][-5:] == [e["timestamp"] for e in events]
     finally:
-        server.kill()
+        server.stop()  # SIGTERM: uvicorn stops its workers (a SIGKILL would orphan them)
     store = open_store(postgres_url)
     try:
         assert store.count() == 5 and "pg-user" in store
