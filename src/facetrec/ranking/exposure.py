@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from facetrec.errors import DataError
-from facetrec.ranking.mmr import check_lam
+from facetrec.ranking.mmr import check_lam, greedy_pick
 from facetrec.ranking.retrieval import CandidatePool
 
 EXPOSURE_GROUPS = ("popularity", "category")
@@ -62,9 +62,7 @@ def xquad(scores: np.ndarray, groups: np.ndarray, target: np.ndarray, lam: float
         uncovered = 1.0 - mass / t if t else np.ones(len(p))
         gain = lam * scores + (1.0 - lam) * (member @ (p * uncovered))
         gain[chosen] = -np.inf
-        best = gain.max()
-        ties = gain >= best - 1e-12 * max(1.0, abs(best))
-        pick = int(np.argmax(np.where(ties, scores, -np.inf)))
+        pick = greedy_pick(gain, scores)
         order[t] = pick
         chosen[pick] = True
         mass += member[pick]

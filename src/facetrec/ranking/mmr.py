@@ -36,6 +36,14 @@ def check_scores_sim(scores: np.ndarray, sim: np.ndarray, n: int) -> tuple[np.nd
     return scores, sim
 
 
+def greedy_pick(gain: np.ndarray, scores: np.ndarray) -> int:
+    """The candidate a greedy re-ranker takes next: the highest ``gain`` (chosen ones set to
+    -inf), ties (within rounding) going to the more relevant ``scores``, so lists are stable."""
+    best = gain.max()
+    ties = gain >= best - 1e-12 * max(1.0, abs(best))
+    return int(np.argmax(np.where(ties, scores, -np.inf)))
+
+
 def mmr(scores: np.ndarray, sim: np.ndarray, lam: float, n: int) -> np.ndarray:
     """Positions of the ``min(n, m)`` items chosen by MMR, in the order chosen.
 
@@ -57,9 +65,7 @@ def mmr_rows(scores: np.ndarray, row: Callable[[int], np.ndarray], lam: float, n
     for t in range(len(order)):
         gain = lam * scores - (1.0 - lam) * max_sim if t else lam * scores
         gain[chosen] = -np.inf
-        best = gain.max()
-        ties = gain >= best - 1e-12 * max(1.0, abs(best))
-        pick = int(np.argmax(np.where(ties, scores, -np.inf)))
+        pick = greedy_pick(gain, scores)
         order[t] = pick
         chosen[pick] = True
         if t + 1 < len(order):
