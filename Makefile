@@ -44,6 +44,8 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models itemknn,ease
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models sasrec --minutes 15 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models facet --minutes 18 --patience 5
+	$(BIN)/python benchmarks/public.py --seeds 1,2 --datasets beauty --models sasrec --epochs 28 --patience 5 --minutes 1000
+	$(BIN)/python benchmarks/public.py --seeds 1,2 --datasets beauty --models facet --epochs 17 --patience 5 --minutes 1000
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models sasrec --minutes 22 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets ml-1m --models facet --minutes 20 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models sasrec --minutes 9 --patience 5
