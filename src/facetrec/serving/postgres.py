@@ -42,7 +42,7 @@ from psycopg_pool import ConnectionPool
 
 from facetrec.errors import ConfigError
 from facetrec.history import EventRecord, check_events
-from facetrec.serving.store import CHUNK, StoreUnavailable
+from facetrec.serving.store import ChunkedLog, StoreUnavailable
 
 WRITE_LOCK = 0x6661_6365_7472_6563
 """Advisory lock key held by every write to the log (events and items): "facetrec" in ASCII."""
@@ -120,7 +120,7 @@ def migrate(conn: psycopg.Connection, migrations: Sequence[str] = MIGRATIONS) ->
     return applied
 
 
-class PostgresHistoryStore:
+class PostgresHistoryStore(ChunkedLog):
     """Events in a PostgreSQL database (module docstring); safe to share between threads (a
     connection pool) and between processes and machines (each opens its own store)."""
 
@@ -193,12 +193,6 @@ class PostgresHistoryStore:
                 (str(user_id), limit),
             ).fetchall()
         return [_record(row) for row in reversed(rows)]
-
-    def events(self, after: int = 0) -> Iterator[EventRecord]:
-        """Every event with arrival number above ``after``, in arrival order (read in chunks)."""
-        while batch := self.since(after, CHUNK):
-            yield from batch
-            after = batch[-1].seq
 
     def __contains__(self, user_id: object) -> bool:
         with self._connection() as conn:

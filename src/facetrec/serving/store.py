@@ -154,7 +154,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 """The SQLite schema, one tuple of statements per version; append, never edit."""
 
 
-class SQLiteHistoryStore:
+class ChunkedLog:
+    """:meth:`ServiceStore.events` written once, over a store's own ``since``."""
+
+    def since(self, after: int = 0, limit: int | None = None) -> list[EventRecord]:
+        raise NotImplementedError
+
+    def events(self, after: int = 0) -> Iterator[EventRecord]:
+        """Every event with arrival number above ``after``, in arrival order (read in chunks)."""
+        while batch := self.since(after, CHUNK):
+            yield from batch
+            after = batch[-1].seq
+
+
+class SQLiteHistoryStore(ChunkedLog):
     """Events in one SQLite file (WAL mode); safe to share between threads (one lock) and
     between processes (SQLite's file locks; each process opens its own store)."""
 
@@ -237,12 +250,6 @@ class SQLiteHistoryStore:
                 (str(user_id), -1 if limit is None else int(limit)),
             ).fetchall()
         return [_record(row) for row in reversed(rows)]
-
-    def events(self, after: int = 0) -> Iterator[EventRecord]:
-        """Every event with arrival number above ``after``, in arrival order (read in chunks)."""
-        while batch := self.since(after, CHUNK):
-            yield from batch
-            after = batch[-1].seq
 
     def __contains__(self, user_id: object) -> bool:
         with self._lock:
