@@ -4,7 +4,9 @@ import pytest
 from facetrec.config import from_dict
 from facetrec.errors import ConfigError, DataError, NotFittedError
 from facetrec.ids import Vocabulary
+from facetrec.errors import ConfigError
 from facetrec.ranking import RankConfig, Ranker, VectorIndex, choose_index_kind, merge_interests
+from facetrec.ranking.retrieval import PQ_MIN_ITEMS, pq_subquantizers
 from facetrec.types import ItemList, UserState
 
 
@@ -99,11 +101,50 @@ def test_approximate_indexes_recall_the_exact_neighbours(kind):
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
+def test_ivfpq_recalls_the_exact_neighbours_and_rescores_them_exactly():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(50, 32))
+    vectors = (centres[rng.integers(0, 50, 20_000)] + 0.4 * rng.normal(size=(20_000, 32))).astype(np.float32)
+    queries = (centres[:20] + 0.6 * rng.normal(size=(20, 32))).astype(np.float32)
+    _, exact = VectorIndex(vectors, "flat").search(queries, 100)
+    index = VectorIndex(vectors, "ivfpq", nprobe=16, refine=4)
+    assert index.index.pq.M == 8  # one 1-byte code per 4 of the 32 dimensions
+    scores, approx = index.search(queries, 100)
+    recall = np.mean([len(set(a) & set(e)) / 100 for a, e in zip(approx, exact, strict=True)])
+    assert recall > 0.9
+    assert approx.shape == (20, 100)
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", queries, vectors[approx]), rtol=1e-5, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    # re-scoring more candidates can only help: refine=1 keeps PQ's own order of the k it found
+    _, rough = VectorIndex(vectors, "ivfpq", nprobe=16, refine=1).search(queries, 100)
+    rough_recall = np.mean([len(set(a) & set(e)) / 100 for a, e in zip(rough, exact, strict=True)])
+    assert recall >= rough_recall
+    allowed = np.zeros(len(vectors), bool)
+    allowed[::3] = True
+    _, filtered = index.search(queries, 50, allowed)
+    assert allowed[filtered[filtered >= 0]].all()
+
+
+def test_ivfpq_refuses_a_catalogue_too_small_for_its_codebooks():
+    with pytest.raises(ConfigError, match=f"at least {PQ_MIN_ITEMS} items"):
+        VectorIndex(np.ones((1000, 8), np.float32), "ivfpq")
+    assert pq_subquantizers(64) == 16 and pq_subquantizers(30) == 6 and pq_subquantizers(2) == 1
+    with pytest.raises(ConfigError, match="must divide"):
+        pq_subquantizers(64, 7)
+
+
 def test_auto_index_choice():
     assert choose_index_kind("auto", 1000, 5000) == "flat"
     assert choose_index_kind("auto", 10_000, 5000) == "hnsw"
+    assert choose_index_kind("auto", 10_000, 5000, hnsw_max_items=9_999) == "ivfpq"
+    assert choose_index_kind("auto", 9_999, 5000, hnsw_max_items=9_999) == "hnsw"
     assert choose_index_kind("ivf", 10, 5000) == "ivf"
     assert Ranker(retrieval="auto", flat_max_items=50).fit(np.eye(60, 4, dtype=np.float32)).index_kind_ == "hnsw"
+    vectors = np.random.default_rng(0).normal(size=(PQ_MIN_ITEMS + 1, 8)).astype(np.float32)
+    big = Ranker(retrieval="auto", flat_max_items=50, hnsw_max_items=PQ_MIN_ITEMS).fit(vectors)
+    assert big.index_kind_ == "ivfpq"
+    with pytest.raises(ConfigError, match="shape the faiss index"):
+        big.reconfigure(ivfpq_refine=8)
 
 
 def test_rank_scores_matches_the_score_order():

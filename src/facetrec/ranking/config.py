@@ -47,15 +47,22 @@ class RankConfig:
     "auto": the model's own rule in a Recommender (the facet model: "logsumexp" for soft routing,
     chosen on validation NDCG@10 in docs/facet.md, "max" for hard routing), "max" in a bare Ranker."""
     retrieval: str = "auto"
-    """faiss index: "flat" (exact inner product), "ivf", "hnsw", or "auto" (flat up to
-    ``flat_max_items`` items, HNSW above)."""
+    """faiss index: "flat" (exact inner product), "ivf", "hnsw", "ivfpq", or "auto" (flat up to
+    ``flat_max_items`` items, HNSW up to ``hnsw_max_items``, IVF-PQ above)."""
     flat_max_items: int = 50_000
     """Largest catalogue "auto" searches exactly (an exact scan of 100k items x 64 dims takes
     several ms per request on a busy CPU; HNSW about 1, at 0.99 recall of the top 200)."""
+    hnsw_max_items: int = 2_000_000
+    """Largest catalogue "auto" gives HNSW (its vectors and links take about 0.5 GB per million
+    64-d items); IVF-PQ above, at 16 bytes an item plus the vectors it re-scores from."""
     ivf_nlist: int = 0
     """IVF cells (0: 4 sqrt(n_items), at most n_items / 39)."""
     ivf_nprobe: int = 16
     """IVF cells searched per query."""
+    ivfpq_m: int = 0
+    """IVF-PQ sub-quantizers, dividing the vector dimension (0: one per 4 dimensions)."""
+    ivfpq_refine: int = 4
+    """IVF-PQ fetches this many times the asked-for items by approximate score and re-scores them exactly."""
     hnsw_m: int = 32
     """HNSW links per node."""
     hnsw_ef_search: int = 128
@@ -99,9 +106,10 @@ class RankConfig:
             raise ConfigError(f"RankConfig.retrieval: must be one of {', '.join(map(repr, INDEX_KINDS))}, "
                               f"got {self.retrieval!r}")  # fmt: skip
         _number("lam", self.lam, 0.0, 1.0)
-        for name in ("candidates", "flat_max_items", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "label_terms"):
+        for name in ("candidates", "flat_max_items", "hnsw_max_items", "ivf_nprobe", "ivfpq_refine", "hnsw_m",
+                     "hnsw_ef_search", "label_terms"):  # fmt: skip
             _number(name, getattr(self, name), 1, integer=True)
-        for name in ("ivf_nlist", "explain_items", "seed"):
+        for name in ("ivf_nlist", "ivfpq_m", "explain_items", "seed"):
             _number(name, getattr(self, name), 0, integer=True)
         for name in ("freshness_weight", "trending_weight"):
             _number(name, getattr(self, name), 0.0, 1e6)

@@ -95,10 +95,10 @@ class Ranker(Component[RankConfig]):
         else:
             vectors = _matrix("item_vectors", item_vectors)
             n = vectors.shape[0]
-            self.index_kind_ = choose_index_kind(c.retrieval, n, c.flat_max_items)
+            self.index_kind_ = choose_index_kind(c.retrieval, n, c.flat_max_items, c.hnsw_max_items)
             self.index_ = VectorIndex(
                 vectors, self.index_kind_, nlist=c.ivf_nlist or None, nprobe=c.ivf_nprobe, m=c.hnsw_m,
-                ef_search=c.hnsw_ef_search, seed=c.seed,
+                ef_search=c.hnsw_ef_search, pq_m=c.ivfpq_m, refine=c.ivfpq_refine, seed=c.seed,
             )  # fmt: skip
         sim = vectors if similarity_vectors is None else _matrix("similarity_vectors", similarity_vectors, n)
         vocab = self._vocabulary(n, catalog, interactions, items)
@@ -147,7 +147,8 @@ class Ranker(Component[RankConfig]):
         (e.g. ``diversity``, ``lam``, ``candidates``, boosts, explanation settings), so a service or
         a parameter sweep can vary them per request without refitting. Index settings cannot change."""
         self._require_fitted("reconfigure")
-        index_keys = {"retrieval", "flat_max_items", "ivf_nlist", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "seed"}
+        index_keys = {"retrieval", "flat_max_items", "hnsw_max_items", "ivf_nlist", "ivf_nprobe", "ivfpq_m",
+                      "ivfpq_refine", "hnsw_m", "hnsw_ef_search", "seed"}  # fmt: skip
         fixed = sorted(index_keys & set(changes))
         if fixed:
             raise ConfigError(f"Ranker.reconfigure: {', '.join(fixed)} shape the faiss index; fit a new Ranker instead")

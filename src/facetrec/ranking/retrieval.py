@@ -1,9 +1,11 @@
 """Candidate retrieval with faiss: each interest vector fetches its own nearest items, then merge.
 
 The score of item i under interest j is the inner product ``dot(interest_j, item_vector_i)``.
-Exact search (``IndexFlatIP``) is the default; approximate indexes (IVF, HNSW) are for
-catalogues where a full scan per request is too slow. Filters reach faiss as a bitmap selector,
-so a request never needs to over-fetch to survive them.
+Exact search (``IndexFlatIP``) is the default; approximate indexes are for catalogues where a
+full scan per request is too slow: HNSW (a graph, the best recall per microsecond while its
+links fit in memory), IVF (inverted lists) and IVF-PQ (inverted lists of product-quantised codes,
+16 bytes an item at 64 dimensions, for catalogues whose HNSW graph would not fit). Filters reach
+faiss as a bitmap selector, so a request never needs to over-fetch to survive them.
 
 :func:`merge_interests` turns an item's per-interest terms (``UserState.interest_scores``) into
 one score, by the mixture's log-sum-exp or the best single interest, and names the interest that
@@ -20,26 +22,48 @@ import numpy as np
 
 from facetrec.errors import ConfigError, DataError
 
-INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
+INDEX_KINDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
 """Values of ``RankConfig.retrieval``."""
 
+PQ_MIN_ITEMS = 256 * 39
+"""Fewest items IVF-PQ trains on: 8-bit codebooks have 256 centroids and faiss wants 39 points each."""
 
-def choose_index_kind(kind: str, n_items: int, flat_max_items: int) -> str:
-    """The concrete index for ``kind``: "auto" is exact up to ``flat_max_items`` items, HNSW above."""
+
+def choose_index_kind(kind: str, n_items: int, flat_max_items: int, hnsw_max_items: int | None = None) -> str:
+    """The concrete index for ``kind``: "auto" is exact up to ``flat_max_items`` items, HNSW up
+    to ``hnsw_max_items`` (None: no limit) and IVF-PQ above, where HNSW's float vectors and links
+    (about 0.5 GB per million 64-d items) would crowd memory."""
     if kind not in INDEX_KINDS:
         raise ConfigError(f"retrieval must be one of {', '.join(map(repr, INDEX_KINDS))}, got {kind!r}")
     if kind != "auto":
         return kind
-    return "flat" if n_items <= flat_max_items else "hnsw"
+    if n_items <= flat_max_items:
+        return "flat"
+    return "hnsw" if hnsw_max_items is None or n_items <= hnsw_max_items else "ivfpq"
+
+
+def pq_subquantizers(dim: int, requested: int = 0) -> int:
+    """Sub-vectors IVF-PQ splits an item into: ``requested``, or by default one per 4 dimensions
+    (the largest divisor of ``dim`` at most ``dim / 4``, 16 codes of one byte at 64 dimensions)."""
+    if requested:
+        if dim % requested:
+            raise ConfigError(f"ivfpq_m: {requested} sub-quantizers must divide the vector dimension {dim}")
+        return requested
+    return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
 
 
 class VectorIndex:
     """A faiss inner-product index over item vectors, searched with an optional allowed-item mask.
 
-    ``kind`` is "flat" (exact), "ivf" (inverted lists, ``nlist`` cells, ``nprobe`` searched)
-    or "hnsw" (graph with ``m`` links, ``ef_search`` breadth). IVF trains its k-means on the
-    item vectors with ``seed``.
+    ``kind`` is "flat" (exact), "ivf" (inverted lists, ``nlist`` cells, ``nprobe`` searched),
+    "hnsw" (graph with ``m`` links, ``ef_search`` breadth) or "ivfpq" (IVF over product-quantised
+    codes with ``pq_m`` sub-quantizers; ``refine`` times ``k`` candidates are fetched by their
+    approximate scores and re-scored exactly). IVF trains its k-means on the item vectors (at
+    most ``TRAIN_SAMPLE`` of them) with ``seed``.
     """
+
+    TRAIN_SAMPLE = 262_144
+    """Item vectors IVF's k-means and PQ's codebooks train on; more add build time, not recall."""
 
     def __init__(
         self,
@@ -50,6 +74,8 @@ class VectorIndex:
         nprobe: int = 16,
         m: int = 32,
         ef_search: int = 128,
+        pq_m: int = 0,
+        refine: int = 4,
         seed: int = 0,
     ) -> None:
         import faiss
@@ -58,7 +84,7 @@ class VectorIndex:
         n, d = vectors.shape
         self.kind, self.n_items, self.dim = kind, n, d
         self.vectors = vectors
-        self.nprobe, self.ef_search = nprobe, ef_search
+        self.nprobe, self.ef_search, self.refine = nprobe, ef_search, max(1, int(refine))
         if kind == "flat":
             index: Any = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
@@ -69,14 +95,27 @@ class VectorIndex:
             vectors = np.hstack([vectors, np.sqrt(np.maximum(sq.max() - sq, 0.0))[:, None]]).astype(np.float32)
             index = faiss.IndexHNSWFlat(d + 1, m)
             index.hnsw.efConstruction = max(64, 2 * m)
-        elif kind == "ivf":
+        elif kind in ("ivf", "ivfpq"):
             nlist = nlist or max(1, min(n // 39, int(4 * math.sqrt(n))))  # faiss wants >= 39 points per cell
             self._quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(self._quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            if kind == "ivf":
+                index = faiss.IndexIVFFlat(self._quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            else:
+                if n < PQ_MIN_ITEMS:
+                    raise ConfigError(
+                        f"retrieval 'ivfpq' needs at least {PQ_MIN_ITEMS} items to train its codebooks, got {n}; "
+                        "use 'hnsw' or 'flat' for a catalogue this small"
+                    )
+                index = faiss.IndexIVFPQ(self._quantizer, d, nlist, pq_subquantizers(d, pq_m), 8,
+                                         faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+                index.pq.cp.seed = seed
             index.cp.seed = seed
-            index.train(vectors)
+            sample = vectors
+            if n > self.TRAIN_SAMPLE:
+                sample = vectors[np.sort(np.random.default_rng(seed).choice(n, self.TRAIN_SAMPLE, replace=False))]
+            index.train(sample)
         else:
-            raise ConfigError(f"index kind must be 'flat', 'ivf' or 'hnsw', got {kind!r}")
+            raise ConfigError(f"index kind must be 'flat', 'ivf', 'hnsw' or 'ivfpq', got {kind!r}")
         index.add(vectors)
         self.index = index
 
@@ -91,6 +130,7 @@ class VectorIndex:
 
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(int(k), self.n_items))
+        fetch = min(self.n_items, k * self.refine) if self.kind == "ivfpq" else k
         search_queries = queries
         if self.kind == "hnsw":
             search_queries = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
@@ -102,12 +142,12 @@ class VectorIndex:
             params = self._params(selector)
         elif self.kind != "flat":
             params = self._params(None)
-        scores, idx = self.index.search(search_queries, k, params=params)
+        scores, idx = self.index.search(search_queries, fetch, params=params)
         del bitmap  # kept alive until the search above has returned
-        if self.kind != "flat":  # exact inner products (HNSW returned L2 distances), re-sorted
+        if self.kind != "flat":  # exact inner products (HNSW returned L2 distances, PQ estimates), re-sorted
             scores = np.einsum("qd,qkd->qk", queries, self.vectors[np.maximum(idx, 0)])
             scores = np.where(idx >= 0, scores, -np.inf)
-            order = np.argsort(-scores, axis=1, kind="stable")
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             scores, idx = np.take_along_axis(scores, order, 1), np.take_along_axis(idx, order, 1)
         scores = np.where(idx >= 0, scores, -np.inf).astype(np.float32)
         return scores, idx
@@ -118,7 +158,7 @@ class VectorIndex:
         extra = {} if selector is None else {"sel": selector}
         if self.kind == "hnsw":
             return faiss.SearchParametersHNSW(efSearch=self.ef_search, **extra)
-        if self.kind == "ivf":
+        if self.kind in ("ivf", "ivfpq"):
             return faiss.SearchParametersIVF(nprobe=self.nprobe, **extra)
         return faiss.SearchParameters(**extra)
 
