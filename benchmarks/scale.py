@@ -1,0 +1,239 @@
+"""How each cost grows with the catalogue and the event log: synthetic data from 10^4 items and
+10^5 events to 10^6 items and 10^7 events, every stage on this machine.
+
+Each point runs in a fresh process (so its peak RSS is its own) and measures:
+
+- ``ingest_s``: `facetrec data import`'s reading of an events CSV and an items CSV
+  (parse, validate, vocabularies, sort);
+- ``epoch_s``: one training epoch of SASRec+ (max_len 50, 64-d, 2 blocks, batch 256, sampled
+  softmax with log-Q correction over 1,024 shared negatives at every size);
+- ``eval_s``: leave-one-out evaluation of 10k users with full ranking over every item, history
+  excluded, through ``Recommender.recommend_batch`` (the served path);
+- ``index_build_s``, ``ann_recall@100``, ``ann_p99_ms``: the faiss index ``RankConfig``'s
+  "auto" picks for the catalogue (flat, then HNSW), built over the trained item vectors and
+  searched with 1,000 users' states, recall against exact search; from 10^5 items IVF-PQ is
+  measured beside it (``ivfpq_*``);
+- ``recommend_p99_ms``: ``Recommender.recommend`` for one known user (SASRec+ scores every item),
+  one thread, after the user's state is kept;
+- ``peak_rss_gb``: the process's peak resident memory.
+
+The summary fits each cost's growth exponent in events (least squares on log-log) and writes
+results/scale.json.
+
+    python benchmarks/scale.py [--points 10000:100000,100000:1000000,1000000:10000000] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import device, write_results
+
+EVENTS_PER_USER = 100
+EVAL_USERS = 10_000
+QUERIES = 1_000
+COSTS = ("ingest_s", "epoch_s", "eval_s", "index_build_s", "recommend_p99_ms", "peak_rss_gb")
+"""The costs whose growth exponent the summary fits."""
+
+
+def synthesize(items: int, events: int, directory: Path, seed: int) -> dict[str, Any]:
+    """Write events.csv and items.csv for a synthetic world of this size (facetrec's generator:
+    topics, Zipf-popular items within each, drifting user interests)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from facetrec.data.synthetic import TOPICS, SynthConfig, generate
+
+    config = SynthConfig(n_users=max(100, events // EVENTS_PER_USER), n_items=items, n_topics=len(TOPICS),
+                         mean_events_per_user=EVENTS_PER_USER, review_share=0.0, seed=seed)  # fmt: skip
+    world = generate(config).dataset
+    data = world.interactions
+    pacsv.write_csv(
+        pa.table({
+            "user_id": np.asarray(data.users.ids)[data.user_idx],
+            "item_id": np.asarray(data.items.ids)[data.item_idx],
+            "timestamp": data.timestamp,
+        }),
+        directory / "events.csv",
+    )  # fmt: skip
+    catalog = world.catalog
+    pacsv.write_csv(
+        pa.table({
+            "item_id": np.asarray(catalog.items.ids),
+            "title": catalog.text["title"],
+            "category": ["|".join(c) for c in catalog.categories],
+        }),
+        directory / "items.csv",
+    )  # fmt: skip
+    return {"events": len(data), "users": data.n_users}
+
+
+def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
+    """Every stage at one size, in this process."""
+    import faiss
+    import torch
+
+    from facetrec.data.ingest import ItemColumns, load_files
+    from facetrec.data.split import make_split
+    from facetrec.evaluation.evalset import EvalSet
+    from facetrec.evaluation.protocol import EvalConfig, evaluate
+    from facetrec.ranking import RankConfig
+    from facetrec.ranking.retrieval import PQ_MIN_ITEMS, VectorIndex, choose_index_kind
+    from facetrec.recommender import Recommender
+    from facetrec.scoring.registry import make_scorer
+    from facetrec.scoring.sasrec import _last_windows
+    from facetrec.types import Query
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        made = synthesize(items, events, Path(tmp), seed)
+        start = time.perf_counter()
+        dataset = load_files(Path(tmp) / "events.csv", Path(tmp) / "items.csv",
+                             item_columns=ItemColumns(title="title", categories="category"))  # fmt: skip
+        out["ingest_s"] = time.perf_counter() - start
+    data = dataset.interactions
+    split = make_split(data, "loo", seed)
+    params = {"max_len": 50, "hidden": 64, "layers": 2, "dropout": 0.2, "batch_size": 256, "epochs": 1,
+              "patience": None, "full_softmax_max_items": 0, "progress": False, "seed": seed}  # fmt: skip
+    start = time.perf_counter()
+    scorer = make_scorer("sasrec", params, seed).fit(split.train, dataset.catalog)
+    out["epoch_s"] = time.perf_counter() - start
+
+    rng = np.random.default_rng(seed)
+    targets = split.test.targets
+    test_users = np.unique(targets.user_idx)
+    chosen = np.sort(rng.choice(test_users, min(EVAL_USERS, len(test_users)), replace=False))
+    keep = np.isin(targets.user_idx, chosen)
+    evalset = EvalSet(history=split.test.history, targets=targets.take(np.flatnonzero(keep)))
+    start = time.perf_counter()
+    result = evaluate(scorer, evalset, EvalConfig(metrics=("ndcg@10",), bootstrap=0))
+    out["eval_s"] = time.perf_counter() - start
+    out["ndcg@10"] = result.summary["ndcg@10"]
+
+    # The index over the trained item vectors, queried with users' last states.
+    net = scorer._model()
+    item_vectors = net.item.weight[1:].detach().numpy().astype(np.float32)
+    queried = np.sort(rng.choice(test_users, min(QUERIES, len(test_users)), replace=False))
+    with torch.no_grad():
+        seq = torch.from_numpy(_last_windows(split.test.history.sorted(), queried, 50)).long()
+        queries = net(seq)[:, -1].numpy().astype(np.float32)
+    _, exact = VectorIndex(item_vectors, "flat").search(queries, 100)
+    config = RankConfig()
+    kind = choose_index_kind(config.retrieval, items, config.flat_max_items, config.hnsw_max_items)
+    out["index"] = kind
+    kinds = [("", kind)] + ([("ivfpq_", "ivfpq")] if items >= 10 * PQ_MIN_ITEMS and kind != "ivfpq" else [])
+    for prefix, name in kinds:
+        start = time.perf_counter()
+        index = VectorIndex(item_vectors, name, nprobe=config.ivf_nprobe, m=config.hnsw_m,
+                            ef_search=config.hnsw_ef_search, refine=config.ivfpq_refine, seed=seed)  # fmt: skip
+        out[f"{prefix}index_build_s"] = time.perf_counter() - start
+        faiss.omp_set_num_threads(1)
+        found = np.stack([index.search(q[None], 100)[1][0] for q in queries])
+        times = []
+        for q in queries:
+            begun = time.perf_counter()
+            index.search(q[None], 100)
+            times.append(time.perf_counter() - begun)
+        faiss.omp_set_num_threads(threads)
+        overlap = [len(set(a) & set(e)) / 100 for a, e in zip(found, exact, strict=True)]
+        out[f"{prefix}ann_recall@100"] = float(np.mean(overlap))
+        out[f"{prefix}ann_p99_ms"] = 1000 * float(np.percentile(times, 99))
+        del index
+
+    recommender = Recommender(scorer, dataset.catalog, split.test.history)
+    ids = np.asarray(data.users.ids)[queried[:200]]
+    torch.set_num_threads(1)
+    for user in ids:  # keeps each user's state
+        recommender.recommend(Query(user_id=str(user)))
+    times = []
+    for user in ids:
+        begun = time.perf_counter()
+        recommender.recommend(Query(user_id=str(user)))
+        times.append(time.perf_counter() - begun)
+    out["recommend_p99_ms"] = 1000 * float(np.percentile(times, 99))
+    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    out.update(made)
+    return out
+
+
+def growth(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each cost's exponent b in cost ~ events^b, by least squares on log-log over the points."""
+    events = np.log([r["events"] for r in rows])
+    fitted = {}
+    for cost in COSTS:
+        values = np.array([r["metrics"].get(cost, np.nan) for r in rows], float)
+        ok = np.isfinite(values) & (values > 0)
+        if ok.sum() >= 2:
+            fitted[cost] = float(np.polyfit(events[ok], np.log(values[ok]), 1)[0])
+    return fitted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", default="10000:100000,100000:1000000,1000000:10000000",
+                        help="ITEMS:EVENTS sizes, comma-separated")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one point, print JSON
+    args = parser.parse_args()
+    if args.one:
+        items, events = (int(float(v)) for v in args.one.split(":"))
+        print(json.dumps(measure(items, events, args.threads, args.seed)))
+        return
+
+    console = Console()
+    rows = []
+    for point in args.points.split(","):
+        items, events = (int(float(v)) for v in point.split(":"))
+        console.print(f"[bold]{items:,} items, {events:,} events[/bold] ...")
+        begun = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", point, "--threads", str(args.threads), "--seed", str(args.seed)],
+            capture_output=True, text=True, env={**os.environ, "FACETREC_TRACKING": "0"},
+        )  # fmt: skip
+        if done.returncode:
+            console.print(done.stderr[-3000:])
+            raise SystemExit(f"the point {point} failed")
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append({
+            "dataset": "synthetic", "model": "sasrec", "items": items, "events": measured.pop("events"),
+            "users": measured.pop("users"), "index": measured.pop("index"), "device": device(),
+            "metrics": {k: round(v, 4) for k, v in measured.items()},
+        })  # fmt: skip
+        console.print(f"  done in {time.perf_counter() - begun:.0f} s: {rows[-1]['metrics']}")
+
+    exponents = growth(rows)
+    rows.append({"dataset": "synthetic", "model": "growth exponent in events", "items": None, "events": None,
+                 "metrics": {f"{k}_exponent": round(v, 3) for k, v in exponents.items()}})  # fmt: skip
+    table = Table(title="Scale: synthetic data, SASRec+, one machine")
+    for column in ("items", "events", *COSTS[:-1], "ann_recall@100", "ann_p99_ms", "peak_rss_gb"):
+        table.add_column(column, justify="right")
+    for row in rows[:-1]:
+        m = row["metrics"]
+        table.add_row(f"{row['items']:,}", f"{row['events']:,}",
+                      *(f"{m.get(c, float('nan')):.3g}" for c in (*COSTS[:-1], "ann_recall@100", "ann_p99_ms",
+                                                                  "peak_rss_gb")))  # fmt: skip
+    table.add_row("exponent", "", *(f"{exponents.get(c, float('nan')):.2f}" for c in COSTS[:-1]), "", "",
+                  f"{exponents.get('peak_rss_gb', float('nan')):.2f}")  # fmt: skip
+    console.print(table)
+    console.print(f"results: {write_results('scale', rows)}")
+
+
+if __name__ == "__main__":
+    main()
