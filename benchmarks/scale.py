@@ -214,6 +214,7 @@ def main() -> None:
         rows.append({
             "dataset": "synthetic", "model": "sasrec", "items": items, "events": measured.pop("events"),
             "users": measured.pop("users"), "index": measured.pop("index"), "device": device(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "metrics": {k: round(v, 4) for k, v in measured.items()},
         })  # fmt: skip
         console.print(f"  done in {time.perf_counter() - begun:.0f} s: {rows[-1]['metrics']}")
