@@ -574,6 +574,8 @@ class Recommender:
             from facetrec.content.item_encoder import load_embeddings
 
             encoder, embeddings = load_embeddings(root / "embeddings", data.catalog)
+            if hasattr(scorer, "tuned_item_encoder"):  # a tuned encoder is rebuilt from the model's adapter
+                encoder = scorer.tuned_item_encoder() or encoder
         fit = manifest.get("fit", {})
         graph = ItemGraph.load(root / "relations", len(data.catalog)) if (root / "relations").is_dir() else None
         return cls(
@@ -645,7 +647,10 @@ def item_encoder_for(scorer: Scorer, catalog: ItemCatalog, choice: str = "auto")
                 f"{type(scorer).__name__} reads item text with its own encoder ({own!r}), so the bundle keeps that "
                 f"one; set the model's encoder instead of --encoder {choice!r} (e.g. --param encoder={choice})"
             )
-        return None if own in ("none", "") else TextItemEncoder.from_settings(scorer.config)
+        if own in ("none", ""):
+            return None
+        tuned = scorer.tuned_item_encoder() if hasattr(scorer, "tuned_item_encoder") else None
+        return tuned or TextItemEncoder.from_settings(scorer.config)
     if choice == "none":
         return None
     if choice != "auto":

@@ -14,7 +14,8 @@ turns item text into the frozen content matrices and a :class:`FacetNetConfig`, 
 network and its training rows to the shared loop (:func:`facetrec.training.fit_loop`), and
 scores users with :meth:`FacetNet.forward`. The Transformer block is shared with SASRec+
 (:mod:`facetrec.interests.transformer`); the per-event inputs come from
-:mod:`facetrec.interests.features`.
+:mod:`facetrec.interests.features`. When the text encoder is tuned with the network, the scorer
+passes it in as a module that the item tower calls for its text matrix (``ItemTower.text``).
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ class ItemTower(nn.Module):
     row means the modality is missing for that item. Only items seen in training have an ID
     vector, and training drops each ID with probability ``id_dropout`` so that the content path
     learns to stand alone: that is what places a cold item among the items it resembles.
+    ``text``: a language model tuned with the network (:class:`facetrec.content.tuning.TextTuner`),
+    which reads the first content matrix as its bank and re-encodes a step's items with gradients.
     """
 
     def __init__(
@@ -193,10 +196,14 @@ class ItemTower(nn.Module):
         id_dropout: float = 0.1,
         dropout: float = 0.1,
         fixed_weights: list[float] | None = None,
+        text: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not content and not use_id:
             raise ValueError("an item tower needs the ID embedding or at least one content modality")
+        if text is not None and not content:
+            raise ValueError("a tuned text encoder needs the text matrix as its bank (the first content matrix)")
+        self.text = text
         n_items = len(id_known)
         self.n_items, self.use_id, self.id_dropout = n_items, use_id, id_dropout
         for m, matrix in enumerate(content):
@@ -209,18 +216,22 @@ class ItemTower(nn.Module):
         modalities = len(content) + int(use_id)
         self.fusion = ModalityFusion(modalities, hidden, fusion, fixed_weights) if modalities > 1 else None
 
-    def _content(self) -> list[torch.Tensor]:
-        return [getattr(self, f"content_{m}") for m in range(len(self.adapters))]
+    def _content(self, live: torch.Tensor | None = None) -> list[torch.Tensor]:
+        matrices = [getattr(self, f"content_{m}") for m in range(len(self.adapters))]
+        if self.text is not None:  # the text with the ``live`` items encoded afresh (training)
+            matrices[0] = self.text(matrices[0], live)
+        return matrices
 
     def forward(self) -> torch.Tensor:
         """[n_items, hidden] item vectors (ID dropout applies in training mode only)."""
         return self.components().sum(1)
 
-    def components(self) -> torch.Tensor:
+    def components(self, live: torch.Tensor | None = None) -> torch.Tensor:
         """[n_items, M, hidden]: each modality's part of every item vector (content modalities in
-        order, then the ID), whose sum is the item vector."""
+        order, then the ID), whose sum is the item vector. ``live``: the items whose text a tuned
+        encoder encodes with gradients in this training step."""
         vectors, present = [], []
-        for matrix, adapter in zip(self._content(), self.adapters, strict=True):
+        for matrix, adapter in zip(self._content(live), self.adapters, strict=True):
             vectors.append(adapter(matrix))
             present.append(matrix.abs().sum(1) > 0)
         if self.item is not None:
@@ -420,6 +431,19 @@ def distinctness_penalty(interests: torch.Tensor) -> torch.Tensor:
     return gram[:, off].pow(2).mean()
 
 
+def step_items(batch: dict[str, torch.Tensor], limit: int) -> torch.Tensor:
+    """The items (0-based) whose text a training step encodes afresh: its targets, then its
+    history items, each group in a random order (torch's seeded generator), at most ``limit``.
+    They are also one another's negatives in the step's softmax, so the encoder learns to tell
+    apart exactly the items it reads with gradients."""
+    targets = batch["target"][batch["target"] > 0].unique() - 1
+    history = batch["items"][batch["items"] > 0].unique() - 1
+    history = history[~torch.isin(history, targets)]
+    picked = torch.cat([targets[torch.randperm(len(targets), device=targets.device)],
+                        history[torch.randperm(len(history), device=history.device)]])  # fmt: skip
+    return picked[:limit]
+
+
 def future_targets(targets: torch.Tensor, window: int) -> torch.Tensor:
     """For each column of left-padded target rows [batch, width], the target of a column drawn
     uniformly from it and the ``window - 1`` after it, stopping at the row's last column: one
@@ -441,7 +465,9 @@ class FacetNet(nn.Module):
     ``id_known``: the items with training events (only they have an ID vector and enter the
     training softmax); ``counts``: training events per item, from which the sampled softmax
     draws its negatives; ``target_weights``: each item's inverse-propensity weight as a target
-    (training only: an inference network is built without either).
+    (training only: an inference network is built without either). ``text``: a text encoder
+    tuned with the network (training only), which reads ``content[0]`` as its bank and encodes
+    at most ``text_items`` of a step's items (:func:`step_items`) with gradients.
     """
 
     def __init__(
@@ -451,6 +477,8 @@ class FacetNet(nn.Module):
         config: FacetNetConfig,
         counts: np.ndarray | None = None,
         target_weights: np.ndarray | None = None,
+        text: nn.Module | None = None,
+        text_items: int = 0,
     ) -> None:
         super().__init__()
         cfg = self.config = config
@@ -466,7 +494,9 @@ class FacetNet(nn.Module):
             id_dropout=cfg.id_dropout,
             dropout=cfg.dropout / 4,
             fixed_weights=None if cfg.fusion_weights is None else list(cfg.fusion_weights),
+            text=text,
         )
+        self.text_items = text_items
         self.encoder = MultiInterestEncoder(
             cfg.hidden,
             cfg.max_len,
@@ -497,13 +527,14 @@ class FacetNet(nn.Module):
             nn.init.zeros_(self.interest_gate.weight)
             nn.init.zeros_(self.interest_gate.bias)
 
-    def item_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def item_tables(self, live: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs [n_items, hidden], outputs [n_items, D], parts [n_items, M, hidden]): the vector
         the Transformer reads for each item, the one interests score it by, and the modality parts
-        both are made of (:meth:`ItemTower.components`). Inputs and outputs are the same fused
-        vector, except with ``interest_fusion``, where the outputs are the parts side by side
-        (D = M x hidden) so that each interest can weigh them its own way (:meth:`expand`)."""
-        parts = self.tower.components()
+        both are made of (:meth:`ItemTower.components`; ``live``: the items a tuned text encoder
+        encodes with gradients). Inputs and outputs are the same fused vector, except with
+        ``interest_fusion``, where the outputs are the parts side by side (D = M x hidden) so that
+        each interest can weigh them its own way (:meth:`expand`)."""
+        parts = self.tower.components(live)
         inputs = parts.sum(1)
         return inputs, (parts.flatten(1) if self.interest_gate is not None else inputs), parts
 
@@ -550,7 +581,8 @@ class FacetNet(nn.Module):
         """
         cfg = self.config
         target = batch["target"]
-        inputs, items, _ = self.item_tables()
+        text = self.tower.text
+        inputs, items, _ = self.item_tables(None if text is None else step_items(batch, self.text_items))
         interests, log_weights, _ = self(batch, inputs)
         real = target > 0
         chosen = interests[real]  # [P, K, hidden]
@@ -583,4 +615,4 @@ class FacetNet(nn.Module):
             # Only where the prefix holds at least K events can K interests differ at all.
             enough = batch["items"].gt(0).cumsum(1)[real] >= chosen.shape[1]
             loss = loss + cfg.distinct_weight * distinctness_penalty(chosen[enough])
-        return loss
+        return loss if text is None else loss + text.penalty()

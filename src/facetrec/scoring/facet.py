@@ -15,6 +15,7 @@ last state and no time/event/signal inputs: SASRec+ with fused text + ID item ve
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -22,7 +23,9 @@ import torch
 from torch import nn
 
 from facetrec.content.base import l2_normalize
-from facetrec.content.item_encoder import centre
+from facetrec.content.encoders import POOLINGS as POOLINGS_TEXT
+from facetrec.content.item_encoder import TextItemEncoder, centre
+from facetrec.content.tuning import TUNINGS, TextTuner, export_merged, merged_directory
 from facetrec.errors import ConfigError, DataError
 from facetrec.evaluation.evalset import EvalSet
 from facetrec.interests.facet_model import (
@@ -113,6 +116,27 @@ class FacetConfig(SequenceModelConfig):
     docs/facet.md has the measurements)."""
     future_weight: float = 1.0
     """Weight of that longer-horizon loss next to the next-item loss."""
+    text_tuning: str = "frozen"
+    """Train the text encoder with the model (docs/lm_tuning.md): "frozen" (default: the encoder's
+    vectors are fixed), or a peft adapter inside it, "lora", "adalora" or "ia3", trained by the
+    next-item loss. Needs a language-model ``encoder`` ("minilm" or a model path or Hub name)."""
+    text_rank: int = 8
+    """LoRA rank (AdaLoRA: the average rank it prunes to, from 1.5 times it)."""
+    text_alpha: float = 16.0
+    """LoRA/AdaLoRA scale numerator: the adapter's update is scaled by ``text_alpha / text_rank``."""
+    text_dropout: float = 0.05
+    """Dropout on the LoRA/AdaLoRA adapter's input."""
+    text_targets: str = ""
+    """Layers to adapt, module names joined by commas ("query,value"); "" takes peft's default for
+    the architecture (BERT: query, value; GPT-2: c_attn; Llama/Qwen: q_proj, v_proj)."""
+    text_pooling: str = "auto"
+    """Token pooling of the tuned encoder: "auto" (a sentence-transformers model's own, else "mean"
+    for encoders and "last" for decoder-only LMs), "mean", "cls" or "last"."""
+    text_items: int = 256
+    """Most items a training step encodes with gradients (its targets first, then its history
+    items); every other item reads the bank of vectors refreshed once per epoch."""
+    text_checkpointing: bool = False
+    """Gradient checkpointing in the tuned encoder: less memory for large models, more time."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +170,29 @@ class FacetConfig(SequenceModelConfig):
             raise ConfigError(f"{name}.future_weight: must be >= 0, got {self.future_weight}")
         if not self.distinct_weight >= 0:
             raise ConfigError(f"{name}.distinct_weight: must be >= 0, got {self.distinct_weight}")
+        self._check_tuning()
+
+    def _check_tuning(self) -> None:
+        name = type(self).__name__
+        if self.text_tuning not in TUNINGS:
+            raise ConfigError(f"{name}.text_tuning: must be one of {TUNINGS}, got {self.text_tuning!r}")
+        for field in ("text_rank", "text_items"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}.{field}: must be an integer >= 1, got {value!r}")
+        if not self.text_alpha > 0:
+            raise ConfigError(f"{name}.text_alpha: must be > 0, got {self.text_alpha}")
+        if not 0 <= self.text_dropout < 1:
+            raise ConfigError(f"{name}.text_dropout: must be in [0, 1), got {self.text_dropout}")
+        if self.text_pooling not in ("auto", *POOLINGS_TEXT):
+            raise ConfigError(
+                f"{name}.text_pooling: must be 'auto' or one of {POOLINGS_TEXT}, got {self.text_pooling!r}"
+            )
+        if self.text_tuning != "frozen" and self.encoder in ("none", "lexical", "minilm-onnx-int8"):
+            raise ConfigError(
+                f"{name}.text_tuning: {self.text_tuning!r} trains a language model on torch, which encoder "
+                f"{self.encoder!r} is not; use encoder = 'minilm' or a model path or Hub name"
+            )
 
     def fixed_weights(self) -> dict[str, float]:
         """``fusion_weights`` parsed: modality name -> weight (empty: learned weights)."""
@@ -197,7 +244,9 @@ class FacetScorer(Scorer[FacetConfig]):
     config), ``content_`` and ``review_content_`` (the frozen item text and review vectors; shape
     [n_items, 0] when not used), ``vector_content_`` (the catalogue's vector sets side by side,
     named by ``vector_names_`` with widths ``vector_dims_``) and ``id_known_`` (1 for items with
-    training events: only they have an ID vector).
+    training events: only they have an ID vector). With ``text_tuning``, ``content_`` holds the
+    tuned encoder's vectors and ``text_adapter_`` its adapter (one float32 vector), from which
+    :meth:`export_text_encoder` and :meth:`tuned_item_encoder` rebuild the merged encoder.
     """
 
     config_class = FacetConfig
@@ -213,6 +262,7 @@ class FacetScorer(Scorer[FacetConfig]):
     vector_names_: str
     vector_dims_: np.ndarray
     id_known_: np.ndarray
+    text_adapter_: np.ndarray
     popularity_: np.ndarray
     calibration_: np.ndarray
     losses_: np.ndarray
@@ -249,7 +299,11 @@ class FacetScorer(Scorer[FacetConfig]):
         self.popularity_ = counts / max(1.0, float(counts.max()))
         self.n_items_ = train.n_items
         seed_everything(cfg.seed)
-        net = self._build(counts, ipw_weights(counts, cfg.ipw_power) if cfg.ipw_power > 0 else None)
+        tuner = None
+        if cfg.text_tuning != "frozen":
+            tuner = self._tuner(self._base_encoder().texts(catalog), steps_per_epoch=-(-len(start) // cfg.batch_size))
+            self.content_ = tuner.table().numpy()  # the untrained adapter's: the frozen encoder's vectors
+        net = self._build(counts, ipw_weights(counts, cfg.ipw_power) if cfg.ipw_power > 0 else None, tuner)
         validate = None
         if valid is not None:
             validation = NextItemValidation(valid)
@@ -260,12 +314,20 @@ class FacetScorer(Scorer[FacetConfig]):
         data = TrainingWindows(windows, shuffle=cfg.shuffle_order)
         history = fit_loop(net, cfg.train_config(), data=data, validate=validate, description=type(self).__name__)
         net.eval()
-        self.weights_ = nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
         self.losses_ = np.asarray(history.losses, dtype=np.float32)
         self.valid_scores_ = np.asarray(history.scores, dtype=np.float32)
         self.best_epoch_ = history.best_epoch
         self.fit_seconds_ = history.seconds
-        self._net, self._items = (self.weights_, net), None
+        if tuner is None:
+            self.weights_ = nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
+            self._net, self._items = (self.weights_, net), None
+        else:  # the served network is an ordinary one over the tuned encoder's vectors
+            self.content_, self.text_mean_ = tuner.table().cpu().numpy(), tuner.mean.cpu().numpy()
+            self.text_adapter_ = tuner.adapter_vector()
+            own = {id(p) for p in tuner.parameters()}
+            kept = [p for p in net.parameters() if id(p) not in own]
+            self.weights_ = nn.utils.parameters_to_vector(kept).detach().cpu().numpy()
+            self._net = self._items = None
         self.calibration_ = self._calibrate(valid) if valid is not None else np.full(2, np.nan, np.float32)
         return self
 
@@ -334,10 +396,58 @@ class FacetScorer(Scorer[FacetConfig]):
 
         settings = ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
         with_reviews = cfg.reviews and train.review is not None
-        text, reviews = encode_items(catalog, settings, train if with_reviews else None)
-        self.content_, self.text_mean_ = centre(text.normalize().vectors)
+        if cfg.text_tuning != "frozen":  # the text comes from the tuned encoder (fit); reviews stay frozen
+            reviews = TextItemEncoder.from_settings(settings).encode_reviews(catalog, train) if with_reviews else None
+        else:
+            text, reviews = encode_items(catalog, settings, train if with_reviews else None)
+            self.content_, self.text_mean_ = centre(text.normalize().vectors)
         if reviews is not None:
             self.review_content_ = centre(reviews.vectors)[0]
+
+    def _base_encoder(self) -> TextItemEncoder:
+        """The configured (frozen) text encoder: the base model, and how item texts are built."""
+        from facetrec.scoring.content_knn import ContentKNNConfig
+
+        cfg = self.config
+        return TextItemEncoder.from_settings(ContentKNNConfig(encoder=cfg.encoder, max_tokens=cfg.max_tokens,
+                                                              store_dir=cfg.store_dir))  # fmt: skip
+
+    def _tuner(self, texts: list[str], steps_per_epoch: int = 1) -> TextTuner:
+        """The base encoder with an untrained adapter (seeded by the caller) over ``texts``; an
+        AdaLoRA schedule spans every epoch's ``steps_per_epoch`` steps."""
+        cfg = self.config
+        return TextTuner(
+            self._base_encoder().language_model().model_path, texts, cfg.text_tuning, rank=cfg.text_rank,
+            alpha=cfg.text_alpha, dropout=cfg.text_dropout, targets=cfg.text_targets, pooling=cfg.text_pooling,
+            max_tokens=cfg.max_tokens, checkpointing=cfg.text_checkpointing,
+            total_steps=cfg.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
+
+    def export_text_encoder(self, directory: str | Path) -> Path:
+        """Write the tuned encoder, its adapter merged into the weights, as a sentence-transformers
+        directory (safetensors): ``SentenceTransformerEncoder(directory)``, its ONNX backend included,
+        gives the vectors this model was trained with (before centring)."""
+        self._require_fitted("export_text_encoder")
+        if "text_adapter_" not in vars(self):
+            raise ConfigError(
+                f"{type(self).__name__} was trained with text_tuning 'frozen'; its encoder is the base model"
+            )
+        tuner = self._tuner([""])  # the adapter's shape does not depend on the texts
+        tuner.load_adapter_vector(self.text_adapter_, f"{type(self).__name__}.text_adapter_")
+        return export_merged(tuner, directory, self.config.max_tokens)
+
+    def tuned_item_encoder(self) -> TextItemEncoder | None:
+        """The merged tuned encoder as an item encoder (written once per machine to a cache
+        directory), so that items added while serving and free-text queries land in the tuned
+        space; None when the text encoder was not tuned."""
+        cfg = self.config
+        if "text_adapter_" not in vars(self):
+            return None
+        settings = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name.startswith("text_")}
+        base = self._base_encoder().language_model().model_path
+        path = merged_directory(base, self.text_adapter_, {**settings, "max_tokens": cfg.max_tokens},
+                                self.export_text_encoder)  # fmt: skip
+        return TextItemEncoder(encoder=str(path), max_tokens=cfg.max_tokens, store_dir=cfg.store_dir)
 
     def _vector_sets(self, catalog: ItemCatalog | None) -> list[str]:
         """The names of the catalogue vector sets this model reads (``item_vectors``)."""
@@ -370,11 +480,14 @@ class FacetScorer(Scorer[FacetConfig]):
         present = [name for name, m in zip(names, self._matrices(), strict=True) if m.shape[1]]
         return present + (["id"] if self.config.use_id else [])
 
-    def _build(self, counts: np.ndarray | None = None, target_weights: np.ndarray | None = None) -> FacetNet:
+    def _build(
+        self, counts: np.ndarray | None = None, target_weights: np.ndarray | None = None, text: TextTuner | None = None
+    ) -> FacetNet:
         """A network for the fitted content (``counts`` and the inverse-propensity
-        ``target_weights``: the training counts and weights, when training)."""
+        ``target_weights``: the training counts and weights, and ``text``, the encoder tuned with
+        it, when training)."""
         config = self.config.net_config(self.modalities)
-        return FacetNet(self._matrices(), self.id_known_, config, counts, target_weights)
+        return FacetNet(self._matrices(), self.id_known_, config, counts, target_weights, text, self.config.text_items)
 
     @property
     def interest_merge(self) -> str:
