@@ -77,6 +77,10 @@ class RankConfig:
     """Days of recent events that count towards trending (None: off)."""
     calibration_alpha: float = 0.01
     """Smoothing of the list distribution in calibration: q~ = (1 - alpha) q + alpha p."""
+    rerank_model: str = ""
+    """A language-model re-ranker saved by ``LMReranker.save`` (its directory): it re-orders each
+    list's best candidates by reading the history and their text, before diversity re-ranking
+    (``ranking/lm_rerank.py``; "": off)."""
     exposure_groups: str = "popularity"
     """Item groups "xquad" spreads exposure over: "popularity" (the head, the most popular items
     holding 20 % of the users per item in the events the ranker was fitted with, and the long
@@ -118,6 +122,10 @@ class RankConfig:
             if value is not None:
                 _number(name, value, 1e-9, 1e6)
         _number("calibration_alpha", self.calibration_alpha, 1e-9, 1.0)
+        if not isinstance(self.rerank_model, str):
+            raise ConfigError(
+                f"RankConfig.rerank_model: must be a directory path or '' (off), got {self.rerank_model!r}"
+            )
         if not isinstance(self.explain_template, str):
             raise ConfigError(f"RankConfig.explain_template: must be a str, got {self.explain_template!r}")
         check_template(self.explain_template)

@@ -126,7 +126,16 @@ class Ranker(Component[RankConfig]):
         self.reference_time_ = max(times) if times else None
         self.head_ = head_items(interactions.users_per_item()) if interactions is not None else None
         self.reranker_ = self._reranker(c)
+        self.lm_reranker_ = self._lm_reranker(c)
         return self
+
+    def _lm_reranker(self, config: RankConfig) -> Any:
+        """The language-model re-ranker ``config.rerank_model`` names, reading this catalogue (None: off)."""
+        if not config.rerank_model:
+            return None
+        from facetrec.ranking.lm_rerank import load_reranker
+
+        return load_reranker(config.rerank_model, self.catalog_)
 
     def _reranker(self, config: RankConfig) -> Any:
         if config.diversity in ("mmr", "dpp") and self.similarity_vectors_ is None:
@@ -156,6 +165,8 @@ class Ranker(Component[RankConfig]):
         other = type(self)(config)
         other.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
         other.reranker_ = other._reranker(config)
+        if config.rerank_model != self.config.rerank_model:
+            other.lm_reranker_ = other._lm_reranker(config)
         return other
 
     @property
@@ -370,6 +381,8 @@ class Ranker(Component[RankConfig]):
     def _finish(
         self, pool: CandidatePool, n: int, explain: bool, attention: np.ndarray, history: np.ndarray
     ) -> ItemList:
+        if self.lm_reranker_ is not None:
+            pool = self.lm_reranker_.rescore(pool, history)
         if self.reranker_ is None:
             order = np.lexsort((pool.idx, -pool.relevance))[: min(n, len(pool))]
         else:
