@@ -199,6 +199,17 @@ def test_fp16_with_auto_on_a_cpu_only_machine_fails_before_training():
     assert torch.equal(model.weights(), before)
 
 
+def test_nccl_without_cuda_names_the_fix():
+    with pytest.raises(ConfigError, match="TrainConfig.backend: nccl needs CUDA.*'cpu'.*use gloo"):
+        TrainConfig(device="cpu", backend="nccl")
+    if not torch.cuda.is_available():  # "auto" is only known to be a CPU once the loop resolves it
+        model = Regression()
+        before = model.weights()
+        with pytest.raises(ConfigError, match="nccl needs CUDA"):
+            fit_loop(model, quiet(epochs=1, backend="nccl"), data=Rows())
+        assert torch.equal(model.weights(), before)
+
+
 def test_early_stopping_restores_the_best_weights():
     model = Regression()
     data = Rows()
@@ -312,6 +323,7 @@ def test_what_the_loop_needs_is_a_type_error_when_missing():
         ("batch_size", 0),
         ("lr", 0.0),
         ("precision", "fp8"),
+        ("backend", "mpi"),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object):

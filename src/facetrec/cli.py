@@ -1054,11 +1054,18 @@ def train(
     ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Train a model on a whole dataset and save a bundle for `recommend` and `serve`."""
+    """Train a model on a whole dataset and save a bundle for `recommend` and `serve`.
+
+    Under `torchrun --nproc_per_node N -m facetrec train ...` the N processes train a torch model
+    together (docs/distributed.md); rank 0 alone reports and writes the bundle.
+    """
+    from contextlib import nullcontext
+
     from facetrec.config import from_dict, load_toml
     from facetrec.data.dataset import Dataset
     from facetrec.ranking import RankConfig
     from facetrec.recommender import fit_recommender
+    from facetrec.training import is_primary
 
     settings = load_toml(config) if config is not None else {}
     unknown = sorted(set(settings) - {"kind", "encoder", "model", "ranking"})
@@ -1069,11 +1076,15 @@ def train(
     kind = settings.get("kind", model)
     params = {**settings.get("model", {}), **_toml_pairs(param, "--param")}
     ranking = from_dict(RankConfig, settings.get("ranking", {}), f"{config} [ranking]")
-    with _stage(f"loading {dataset}"):
+    primary = is_primary()
+    with _stage(f"loading {dataset}") if primary else nullcontext():
         data = Dataset.load(dataset)
-    _note(f"training {kind} on {len(data.interactions):,} events")
+    if primary:
+        _note(f"training {kind} on {len(data.interactions):,} events")
     chosen = encoder or settings.get("encoder", "auto")
     recommender = fit_recommender(data, kind, params, ranking, seed, first_only, encoder=chosen, cold_items=cold_items)
+    if not primary:  # another process of a distributed run: it holds the same weights as rank 0
+        return
     path = recommender.save(out)
     if as_json:
         embedded = recommender.embeddings.encoder_id if recommender.embeddings is not None else None

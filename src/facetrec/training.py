@@ -23,11 +23,15 @@ whose ``loss(batch)`` returns a scalar mean loss for a dict of tensors (built wi
 - progress on stderr: a progress bar on a terminal, otherwise (a log file, a CI job) one
   plain line per epoch with loss, validation score, elapsed time and an estimate of what is left;
 - epoch hooks: code around a model's ``fit`` (a hyper-parameter search that prunes weak trials)
-  sees each epoch's validation score through :func:`on_epoch`, and may stop training by raising.
+  sees each epoch's validation score through :func:`on_epoch`, and may stop training by raising;
+- processes: launched by ``torchrun`` (or inside an initialised ``torch.distributed`` process
+  group) the loop trains with DistributedDataParallel, each process on its share of every batch
+  (see :func:`fit_loop`; docs/distributed.md).
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import math
 import os
@@ -44,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import distributed as dist
 from torch import nn
 
 from facetrec.errors import ConfigError, DataError
@@ -51,6 +56,7 @@ from facetrec.errors import ConfigError, DataError
 CHECKPOINT_NAME = "checkpoint.pt"
 _CHECKPOINT_FORMAT = 1
 PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("auto", "gloo", "nccl")
 _ADAM_BETAS = (0.9, 0.98)
 
 
@@ -86,7 +92,8 @@ class TrainConfig:
     progress: bool = True
     """Report epoch, loss and validation score on stderr (a bar on a terminal, else a line per epoch)."""
     threads: int | None = None
-    """CPU threads torch may use while training (None: torch's default)."""
+    """CPU threads torch may use while training (None: torch's default; under torchrun, the
+    machine's cores shared out among the node's processes, at least 1 each)."""
     batch_size: int = 128
     """Training rows per optimiser step."""
     lr: float = 1e-3
@@ -96,6 +103,9 @@ class TrainConfig:
     max_minutes: float | None = None
     """A training budget: no epoch starts once this many minutes have passed (None: no limit).
     With validation the best epoch's weights are kept, as after early stopping."""
+    backend: str = "auto"
+    """The torch.distributed backend when the loop starts the process group under torchrun:
+    "auto" (nccl on CUDA, gloo otherwise), "gloo" or "nccl" (CUDA only)."""
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, allow_none: bool = False) -> None:
@@ -126,8 +136,11 @@ class TrainConfig:
         budget = self.max_minutes
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0):
             raise ConfigError(f"TrainConfig.max_minutes: must be a number > 0 or None, got {budget!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"TrainConfig.backend: must be one of {BACKENDS}, got {self.backend!r}")
         if self.device != "auto":  # "auto" is checked once the device is known
             _check_precision(self.precision, self.device.split(":")[0])
+            _check_backend(self.backend, self.device.split(":")[0])
 
 
 def _check_precision(precision: str, device_type: str) -> None:
@@ -141,6 +154,16 @@ def _check_precision(precision: str, device_type: str) -> None:
         raise ConfigError(
             f"TrainConfig.precision: 'bf16' runs on CPU or CUDA, not {device_type!r}; use precision = 'fp32' "
             "there, or device = 'cpu'"
+        )
+
+
+def _check_backend(backend: str, device_type: str, what: str = "TrainConfig.backend") -> None:
+    """A ConfigError when ``backend`` (``what`` names where it was chosen) cannot carry this kind
+    of device's tensors."""
+    if "nccl" in backend and "gloo" not in backend and device_type != "cuda":
+        raise ConfigError(
+            f"{what}: nccl needs CUDA, but training runs on {device_type!r}; "
+            "use gloo (backend 'auto' chooses it) on a CPU, or device = 'cuda'"
         )
 
 
@@ -222,6 +245,19 @@ def fit_loop(
     early stopping, and without it the last weights are kept. Hooks registered with
     :func:`on_epoch` are called after every epoch. Seed (:func:`seed_everything`)
     before creating the model, so that its initial weights are reproducible too.
+
+    Under ``torchrun`` (WORLD_SIZE > 1), or in a process group the caller initialised, every
+    process calls this with the same arguments and the loop trains them together with
+    DistributedDataParallel. It starts the process group when none exists (``config.backend``;
+    each process on ``cuda:LOCAL_RANK`` with CUDA), which then lasts until the process exits.
+    Every process draws the same epoch order and builds only its share of each batch of
+    ``batch_size`` rows, and the gradients are averaged weighted by each share's predictions, so
+    a step is the one process's step up to the order floating-point sums are taken in. The epoch
+    loss is the mean over all processes' predictions; validation runs on rank 0, whose score and
+    clock decide early stopping and ``max_minutes`` for all; only rank 0 reports progress and
+    writes checkpoints. Every process returns with the same best weights (:func:`is_primary`
+    says which one should write outputs). Unless ``config.threads`` is set, each process uses
+    max(1, cores // the node's processes) CPU threads, so that processes do not compete for cores.
     """
     if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
         raise TypeError(f"fit_loop: {type(model).__name__} must be a torch nn.Module with loss(batch)")
@@ -233,6 +269,13 @@ def fit_loop(
     _check_precision(config.precision, device.type)
     if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("TrainConfig.precision: this GPU has no bfloat16 support; use precision = 'fp16' or 'fp32'")
+    group, device = _processes(config, device)
+    if group.size > min(config.batch_size, len(data)):
+        raise ConfigError(
+            f"{description}: {group.size} processes cannot share batches of {min(config.batch_size, len(data))} "
+            f"rows (batch_size {config.batch_size}, {len(data)} training rows): every process needs rows of its "
+            "own each step; launch fewer processes or raise batch_size"
+        )
     model.to(device)
     hooks = _EPOCH_HOOKS.get()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=_ADAM_BETAS)
@@ -254,21 +297,26 @@ def fit_loop(
         history = TrainHistory(**saved["history"])
         best_state, bad_epochs, start = saved["best_state"], saved["bad_epochs"], saved["epoch"]
 
+    step = group.wrap(model, device)
     begun = time.perf_counter() - history.seconds
-    with _quiet_determinism(config.threads), _progress(config.progress, description, config.epochs, start) as report:
+    threads = config.threads if config.threads is not None or group.size == 1 else group.threads()
+    reporting = config.progress and group.primary
+    with _quiet_determinism(threads), _progress(reporting, description, config.epochs, start) as report:
         for epoch in range(start, config.epochs):
             history.out_of_time = config.max_minutes is not None and history.seconds >= 60 * config.max_minutes
             if history.stopped_early or history.out_of_time:
                 break
             seed_everything(_epoch_seed(config.seed, epoch))
-            loss = _train_epoch(model, data, optimizer, scaler, autocast, config, device)
+            loss = _train_epoch(step, model, data, optimizer, scaler, autocast, config, device, group, epoch)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"{description}: the training loss is {loss} at epoch {epoch}; lower the learning rate"
                 )
             history.losses.append(loss)
+            # Rank 0 validates and reads the clock; every process acts on its numbers.
+            score = float(validate()) if validate is not None and group.primary else math.nan
+            score, seconds = group.from_primary(score, time.perf_counter() - begun)
             if validate is not None:
-                score = float(validate())
                 history.scores.append(score)
                 if history.best_score is None or score > history.best_score:
                     history.best_score, history.best_epoch, bad_epochs = score, epoch, 0
@@ -276,19 +324,22 @@ def fit_loop(
                 else:
                     bad_epochs += 1
                 history.stopped_early = config.patience is not None and bad_epochs >= config.patience
-            history.seconds = time.perf_counter() - begun
+            history.seconds = seconds
             report(epoch, loss, history.scores[-1] if history.scores else None, history.seconds)
             if path is not None:
-                _save_checkpoint(path, config, epoch + 1, model, optimizer, scaler, history, best_state, bad_epochs)
+                if group.primary:
+                    _save_checkpoint(path, config, epoch + 1, model, optimizer, scaler, history, best_state, bad_epochs)
+                group.barrier()  # the checkpoint is complete before any process goes on
             for hook in hooks:
                 hook(epoch, history.scores[-1] if validate is not None else None)
     if best_state is not None:
         model.load_state_dict(best_state)
-    history.seconds = time.perf_counter() - begun
+    history.seconds = group.from_primary(time.perf_counter() - begun)[0]
     return history
 
 
 def _train_epoch(
+    step: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
     model: nn.Module,
     data: Batches,
     optimizer: torch.optim.Optimizer,
@@ -296,32 +347,50 @@ def _train_epoch(
     autocast: Callable[[], AbstractContextManager[Any]],
     config: TrainConfig,
     device: torch.device,
+    group: _Group,
+    epoch: int,
 ) -> float:
     """One pass over shuffled mini-batches: forward pass and loss (under ``autocast``), backward
-    pass, optimiser step. Returns the mean loss over the epoch's predictions."""
+    pass, optimiser step. Returns the mean loss over the epoch's predictions.
+
+    ``step(batch)`` is ``model.loss``, or its DistributedDataParallel wrapper, which averages the
+    processes' gradients in the backward pass. Each process then takes its slice of every batch
+    and scales its loss by its share of the batch's predictions (times the number of processes),
+    so that the average is the gradient of the whole batch's mean loss, as one process computes
+    it. A process whose slice of a short last batch is empty trains on one row with weight 0, so
+    that all take part in every step.
+    """
     model.train()
     weight: Callable[[Mapping[str, torch.Tensor]], int] | None = getattr(data, "weight", None)
     total, count = 0.0, 0
-    for rows in torch.randperm(len(data)).split(config.batch_size):
-        batch = {k: v.to(device) for k, v in data.batch(rows).items()}
+    order = torch.randperm(len(data))  # the same on every process: the epoch's seed drew it
+    if group.size > 1:  # dropout and sampling differ between processes, as between rows of one batch
+        seed_everything(_epoch_seed(config.seed, epoch, group.rank))
+    for rows in order.split(config.batch_size):
+        mine = rows.tensor_split(group.size)[group.rank]
+        batch = {k: v.to(device) for k, v in data.batch(mine if len(mine) else rows[:1]).items()}
+        n = 0 if not len(mine) else len(mine) if weight is None else weight(batch)
+        whole = group.sum_later(n)  # the batch's predictions, summed while the forward pass runs
         with autocast():
-            loss = model.loss(batch)
+            loss = step(batch)
+        scaled = loss if group.size == 1 else loss * (n * group.size / max(whole(), 1))
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
-            loss.backward()
+            scaled.backward()
             optimizer.step()
         else:
-            scaler.scale(loss).backward()
+            scaler.scale(scaled).backward()
             scaler.step(optimizer)
             scaler.update()
-        n = len(rows) if weight is None else weight(batch)
         total, count = total + loss.item() * n, count + n
+    total, count = group.sum(total, count)
     return total / max(count, 1)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed seed for one epoch of one run (seed 1 epoch 0 differs from seed 0 epoch 1)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def _epoch_seed(seed: int, epoch: int, *rank: int) -> int:
+    """A well-mixed seed for one epoch of one run (seed 1 epoch 0 differs from seed 0 epoch 1),
+    or of one process of it."""
+    return int(np.random.SeedSequence([seed, epoch, *rank]).generate_state(1)[0])
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -376,6 +445,158 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
             "use the same seed to resume, or another checkpoint_dir to start afresh"
         )
     return saved
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def is_primary() -> bool:
+    """Whether this process should write a run's outputs (bundles, results, printed reports):
+    rank 0 of a torch.distributed run, or a process on its own. The other processes of a run
+    end :func:`fit_loop` with the same weights and have nothing of their own to write."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class _LossModule(nn.Module):
+    """DistributedDataParallel averages gradients in the backward pass of its module's forward;
+    the models give ``loss(batch)`` rather than a forward that returns the loss."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.loss(batch)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The processes training together (size 1: this process alone, and every collective is the
+    identity). ``on`` is where collectives' tensors live (the GPU for nccl)."""
+
+    rank: int = 0
+    size: int = 1
+    local_size: int = 1
+    on: str = "cpu"
+
+    @property
+    def primary(self) -> bool:
+        return self.rank == 0
+
+    def threads(self) -> int:
+        """This process's share of the machine's cores."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // self.local_size)
+
+    def wrap(self, model: nn.Module, device: torch.device) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+        """What a training step calls: ``model.loss``, or DistributedDataParallel around it.
+
+        Buffers are synchronised once, not every step (they are constants here: popularity,
+        content vectors). ``static_graph``: which parameters a loss reads depends on the
+        configuration (hard routing leaves the gate out), not on the batch, so DDP learns that
+        set in the first step instead of walking the autograd graph in every step as
+        ``find_unused_parameters`` does.
+        """
+        if self.size == 1:
+            return model.loss  # type: ignore[no-any-return]
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(  # type: ignore[no-any-return]
+            _LossModule(model),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            forward_sync_buffers=False,
+            static_graph=True,
+        )
+
+    def _tensor(self, values: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float64, device=self.on)
+
+    def sum(self, *values: float) -> list[float]:
+        """Each value summed over the processes."""
+        if self.size == 1:
+            return list(values)
+        summed = self._tensor(values)
+        dist.all_reduce(summed)
+        return summed.tolist()
+
+    def sum_later(self, value: float) -> Callable[[], float]:
+        """:meth:`sum` of one value, started now and read (waited for) when called."""
+        if self.size == 1:
+            return lambda: value
+        summed = self._tensor((value,))
+        work = dist.all_reduce(summed, async_op=True)
+
+        def result() -> float:
+            work.wait()
+            return float(summed.item())
+
+        return result
+
+    def from_primary(self, *values: float) -> list[float]:
+        """Rank 0's values, on every process."""
+        if self.size == 1:
+            return list(values)
+        shared = self._tensor(values)
+        dist.broadcast(shared, 0)
+        return shared.tolist()
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+
+def _launched() -> bool:
+    """Whether this process is one of several training together: started by torchrun with
+    WORLD_SIZE > 1, or inside a process group its caller initialised."""
+    if not dist.is_available():
+        return False
+    return dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _processes(config: TrainConfig, device: torch.device) -> tuple[_Group, torch.device]:
+    """The process group to train in, and this process's device (``cuda:LOCAL_RANK`` under CUDA).
+
+    A group the loop starts lives until the process exits: starting a second one from
+    torchrun's store, after ending the first, can meet the first one's stale addresses there and
+    fail, and a process may train several models (a search, an evaluation of several kinds).
+    """
+    if not _launched():
+        _check_backend(config.backend, device.type)
+        return _Group(), device
+    if device.type == "mps":
+        raise ConfigError("device: distributed training runs on CPUs (gloo) or CUDA GPUs (nccl), not on 'mps'")
+    if device.type == "cuda":
+        if config.device.startswith("cuda:"):
+            raise ConfigError(
+                f"TrainConfig.device: {config.device!r} under torchrun; each process trains on cuda:LOCAL_RANK, "
+                "so use device = 'cuda' or 'auto'"
+            )
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise ConfigError(
+                f"LOCAL_RANK {local}: torch sees {torch.cuda.device_count()} GPUs; launch at most that many "
+                "processes per node (torchrun --nproc_per_node)"
+            )
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        _check_backend(str(dist.get_backend()), device.type, "the initialised process group")
+    else:
+        backend = config.backend if config.backend != "auto" else "nccl" if device.type == "cuda" else "gloo"
+        _check_backend(backend, device.type)
+        dist.init_process_group(backend)
+        atexit.register(_end_group)
+    size = dist.get_world_size()
+    on = str(device) if "nccl" in str(dist.get_backend()) else "cpu"
+    return _Group(dist.get_rank(), size, int(os.environ.get("LOCAL_WORLD_SIZE", size)), on), device
+
+
+def _end_group() -> None:
+    """At exit: end the process group the loop started (unless its owner already has)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------- run context
