@@ -1,7 +1,8 @@
 """How each cost grows with the catalogue and the event log: synthetic data from 10^4 items and
 10^5 events to 10^6 items and 10^7 events, every stage on this machine.
 
-Each point runs in a fresh process (so its peak RSS is its own) and measures:
+Users have 100 events on average, and every point has at least 10k users. Each point runs in a
+fresh process (so its peak RSS is its own) and measures:
 
 - ``ingest_s``: `facetrec data import`'s reading of an events CSV and an items CSV
   (parse, validate, vocabularies, sort);
@@ -11,8 +12,9 @@ Each point runs in a fresh process (so its peak RSS is its own) and measures:
   excluded, through ``Recommender.recommend_batch`` (the served path);
 - ``index_build_s``, ``ann_recall@100``, ``ann_p99_ms``: the faiss index ``RankConfig``'s
   "auto" picks for the catalogue (flat, then HNSW), built over the trained item vectors and
-  searched with 1,000 users' states, recall against exact search; from 10^5 items IVF-PQ is
-  measured beside it (``ivfpq_*``);
+  searched with 1,000 users' states, recall against exact search; ``ann_item_recall@100`` the
+  same for 1,000 similar-item lookups (an item's vector as the query); from 10^5 items IVF-PQ
+  is measured beside it (``ivfpq_*``);
 - ``recommend_p99_ms``: ``Recommender.recommend`` for one known user (SASRec+ scores every item),
   one thread, after the user's state is kept;
 - ``peak_rss_gb``: the process's peak resident memory.
@@ -44,13 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device, write_results
 
 EVENTS_PER_USER = 100
+"""Mean events per user, except that every point has at least ``EVAL_USERS`` users."""
 EVAL_USERS = 10_000
 QUERIES = 1_000
 COSTS = ("ingest_s", "epoch_s", "eval_s", "index_build_s", "recommend_p99_ms", "peak_rss_gb")
 """The costs whose growth exponent the summary fits."""
 
 
-def synthesize(items: int, events: int, directory: Path, seed: int) -> dict[str, Any]:
+def synthesize(items: int, events: int, directory: Path, seed: int, min_users: int) -> dict[str, Any]:
     """Write events.csv and items.csv for a synthetic world of this size (facetrec's generator:
     topics, Zipf-popular items within each, drifting user interests)."""
     import pyarrow as pa
@@ -58,8 +61,9 @@ def synthesize(items: int, events: int, directory: Path, seed: int) -> dict[str,
 
     from facetrec.data.synthetic import TOPICS, SynthConfig, generate
 
-    config = SynthConfig(n_users=max(100, events // EVENTS_PER_USER), n_items=items, n_topics=len(TOPICS),
-                         mean_events_per_user=EVENTS_PER_USER, review_share=0.0, seed=seed)  # fmt: skip
+    users = max(min_users, events // EVENTS_PER_USER)  # every point can evaluate the same number of users
+    config = SynthConfig(n_users=users, n_items=items, n_topics=len(TOPICS), mean_events_per_user=events / users,
+                         review_share=0.0, seed=seed)  # fmt: skip
     world = generate(config).dataset
     data = world.interactions
     pacsv.write_csv(
@@ -82,8 +86,8 @@ def synthesize(items: int, events: int, directory: Path, seed: int) -> dict[str,
     return {"events": len(data), "users": data.n_users}
 
 
-def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
-    """Every stage at one size, in this process."""
+def measure(items: int, events: int, threads: int, seed: int, eval_users: int = EVAL_USERS) -> dict[str, Any]:
+    """Every stage at one size, in this process, evaluating ``eval_users`` users."""
     import faiss
     import torch
 
@@ -102,7 +106,7 @@ def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
     faiss.omp_set_num_threads(threads)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        made = synthesize(items, events, Path(tmp), seed)
+        made = synthesize(items, events, Path(tmp), seed, eval_users)
         start = time.perf_counter()
         dataset = load_files(Path(tmp) / "events.csv", Path(tmp) / "items.csv",
                              item_columns=ItemColumns(title="title", categories="category"))  # fmt: skip
@@ -118,7 +122,7 @@ def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     targets = split.test.targets
     test_users = np.unique(targets.user_idx)
-    chosen = np.sort(rng.choice(test_users, min(EVAL_USERS, len(test_users)), replace=False))
+    chosen = np.sort(rng.choice(test_users, min(eval_users, len(test_users)), replace=False))
     keep = np.isin(targets.user_idx, chosen)
     evalset = EvalSet(history=split.test.history, targets=targets.take(np.flatnonzero(keep)))
     start = time.perf_counter()
@@ -133,7 +137,12 @@ def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
     with torch.no_grad():
         seq = torch.from_numpy(_last_windows(split.test.history.sorted(), queried, 50)).long()
         queries = net(seq)[:, -1].numpy().astype(np.float32)
+    # Two workloads: users' states (dominated by popular items once trained) and similar-item
+    # lookups from random items with events (each item's own neighbourhood: the harder case).
+    seen_items = np.flatnonzero(np.bincount(split.train.item_idx, minlength=items) > 0)
+    item_queries = item_vectors[np.sort(rng.choice(seen_items, min(QUERIES, len(seen_items)), replace=False))]
     _, exact = VectorIndex(item_vectors, "flat").search(queries, 100)
+    _, exact_items = VectorIndex(item_vectors, "flat").search(item_queries, 100)
     config = RankConfig()
     kind = choose_index_kind(config.retrieval, items, config.flat_max_items, config.hnsw_max_items)
     out["index"] = kind
@@ -151,8 +160,8 @@ def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
             index.search(q[None], 100)
             times.append(time.perf_counter() - begun)
         faiss.omp_set_num_threads(threads)
-        overlap = [len(set(a) & set(e)) / 100 for a, e in zip(found, exact, strict=True)]
-        out[f"{prefix}ann_recall@100"] = float(np.mean(overlap))
+        out[f"{prefix}ann_recall@100"] = recall(found, exact)
+        out[f"{prefix}ann_item_recall@100"] = recall(index.search(item_queries, 100)[1], exact_items)
         out[f"{prefix}ann_p99_ms"] = 1000 * float(np.percentile(times, 99))
         del index
 
@@ -170,6 +179,11 @@ def measure(items: int, events: int, threads: int, seed: int) -> dict[str, Any]:
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     out.update(made)
     return out
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each query's exact top-k that the index found."""
+    return float(np.mean([len(set(a) & set(e)) / exact.shape[1] for a, e in zip(found, exact, strict=True)]))
 
 
 def growth(rows: list[dict[str, Any]]) -> dict[str, float]:
