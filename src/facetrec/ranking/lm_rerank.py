@@ -80,6 +80,8 @@ class LMRerankConfig:
     """Weight of the retriever's standardised score next to the model's; None: chosen on validation."""
     epochs: int = 3
     patience: int | None = 1
+    """Stop after this many epochs without a better validation NDCG@10 (None: train every epoch,
+    and read the validation set once, for the blend)."""
     lr: float = 3e-4
     batch_size: int = 8
     """Training pairs (each with its negatives) per optimiser step."""
@@ -273,17 +275,19 @@ class LMReranker(Component[LMRerankConfig]):
         check = _Validation(self, retriever, valid) if valid is not None else None
 
         def validate() -> float:  # the model's own order
-            return check(0.0)
+            return check.ndcg(check.model_scores(), 0.0)
 
+        stopping = check is not None and cfg.patience is not None  # else validation only picks the blend
         run = fit_loop(model, cfg.train_config(), data=PairGroups(pairs, cfg.negatives + 1),
-                       validate=None if check is None else validate, description="LMReranker")  # fmt: skip
+                       validate=validate if stopping else None, description="LMReranker")  # fmt: skip
         model.eval()
         self.adapter_ = model.adapter_vector()
         self.trainable_params_, self.base_params_ = model.trainable_params, model.base_params
         if check is None:
             self.blend_, self.valid_ndcg_ = float(cfg.blend), math.nan
         else:
-            tried = {w: check(w) for w in (BLENDS if cfg.blend is None else (cfg.blend,))}
+            scores = check.model_scores()
+            tried = {w: check.ndcg(scores, w) for w in (BLENDS if cfg.blend is None else (cfg.blend,))}
             self.blend_ = max(tried, key=lambda w: (tried[w], -w))
             self.valid_ndcg_ = tried[self.blend_]
         self.epochs_ = len(run.losses)
@@ -309,17 +313,25 @@ class LMReranker(Component[LMRerankConfig]):
             self._model = model.to(resolve_device(self.config.device))
         return self._model
 
-    @torch.no_grad()
     def scores(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """float32 [len(items)]: the model's score for each of ``items`` as the next item after
         ``history`` (item indices, oldest first)."""
+        return self.pair_scores([np.asarray(history)] * len(items), items)
+
+    @torch.no_grad()
+    def pair_scores(self, histories: list[np.ndarray], items: np.ndarray, batch: int = 64) -> np.ndarray:
+        """float32 [len(items)]: the score of ``items[r]`` after ``histories[r]``, ``batch`` pairs per pass."""
         if self._texts is None:
             raise ConfigError("LMReranker: call bind(catalog) (or fit) before scoring: it reads item texts")
         model = self._loaded()
-        query = self._query(np.asarray(history))
-        inputs = model.encode([query] * len(items), [self._texts[int(i)] for i in items], self._max_tokens)
         device = model.adapter[0].device
-        return model({k: v.to(device) for k, v in inputs.items()}).cpu().numpy().astype(np.float32)
+        out = []
+        for start in range(0, len(items), batch):
+            queries = [self._query(h) for h in histories[start : start + batch]]
+            texts = [self._texts[int(i)] for i in items[start : start + batch]]
+            inputs = model.encode(queries, texts, self._max_tokens)
+            out.append(model({k: v.to(device) for k, v in inputs.items()}).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
     def rescore(self, pool: CandidatePool, history: np.ndarray) -> CandidatePool:
         """``pool`` with its ``top`` most relevant candidates re-ordered by :meth:`order`; they keep
@@ -332,12 +344,10 @@ class LMReranker(Component[LMRerankConfig]):
         relevance[head[order]] = np.sort(relevance[head])[::-1]
         return replace(pool, relevance=relevance)
 
-    def order(self, history: np.ndarray, items: np.ndarray, base: np.ndarray, blend: float | None = None) -> np.ndarray:
-        """Positions of ``items`` best first by ``(1 - blend) z(model) + blend z(base)`` (z: standardised
-        over the items; ties: the retriever's order); ``blend`` defaults to the fitted one."""
-        w = self.blend_ if blend is None else blend
-        mixed = (1 - w) * _z(self.scores(history, items)) + w * _z(np.asarray(base, np.float64))
-        return np.lexsort((np.arange(len(items)), -mixed))
+    def order(self, history: np.ndarray, items: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Positions of ``items`` (the retriever's best, with its scores ``base``) best first by
+        :func:`blended` with the fitted weight."""
+        return blended(self.scores(history, items), base, self.blend_)
 
     # ------------------------------------------------------------------ text
 
@@ -357,6 +367,13 @@ class LMReranker(Component[LMRerankConfig]):
     def _query(self, history: np.ndarray) -> str:
         recent = history[-self.config.history_items :]
         return "User history: " + " | ".join(self._texts[int(i)] for i in recent)
+
+
+def blended(model: np.ndarray, base: np.ndarray, blend: float) -> np.ndarray:
+    """Positions best first by ``(1 - blend) z(model) + blend z(base)``, z standardising over the
+    candidates (the two scores have unrelated scales); ties keep the retriever's order."""
+    mixed = (1 - blend) * _z(model) + blend * _z(base)
+    return np.lexsort((np.arange(len(mixed)), -mixed))
 
 
 def _z(values: np.ndarray) -> np.ndarray:
@@ -422,16 +439,23 @@ class _Validation:
             self.base.append(s[best])
             self.targets.append(set(targets.item_idx[targets.user_idx == u].tolist()))
 
-    def __call__(self, blend: float) -> float:
+    def model_scores(self) -> list[np.ndarray]:
+        """The model's scores of each user's candidates, in evaluation mode."""
         model = self.reranker._model
         was = model.training
         model.eval()
-        total = 0.0
-        for history, items, base, wanted in zip(self.histories, self.candidates, self.base, self.targets, strict=True):
-            ranked = items[self.reranker.order(history, items, base, blend)][:10]
-            total += sum(1 / math.log2(r + 2) for r, i in enumerate(ranked) if int(i) in wanted)
+        histories = [h for h, items in zip(self.histories, self.candidates, strict=True) for _ in items]
+        flat = self.reranker.pair_scores(histories, np.concatenate(self.candidates))
         model.train(was)
-        return total / max(len(self.histories), 1)
+        return np.split(flat, np.cumsum([len(c) for c in self.candidates])[:-1])
+
+    def ndcg(self, scores: list[np.ndarray], blend: float) -> float:
+        """Mean NDCG@10 of the candidates ordered by :func:`blended` (one target per user: 1/log2(rank + 2))."""
+        total = 0.0
+        for model, items, base, wanted in zip(scores, self.candidates, self.base, self.targets, strict=True):
+            ranked = items[blended(model, base, blend)][:10]
+            total += sum(1 / math.log2(r + 2) for r, i in enumerate(ranked) if int(i) in wanted)
+        return total / max(len(scores), 1)
 
 
 def load_reranker(path: str | Path, catalog: ItemCatalog | None) -> LMReranker:

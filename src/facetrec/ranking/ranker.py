@@ -11,7 +11,9 @@
    item's interest. The pool re-ranked is the ``candidates`` best merged items plus each
    interest's own top ``n`` (so every interest can fill a list on its own);
 4. **boost**: optional freshness and trending boosts, scaled by the pool's score range;
-5. **re-rank**: none, MMR, DPP, interest quotas, calibration or xQuAD over item groups
+5. **re-rank**: optionally a tuned language model re-orders the best candidates by reading the
+   history and their text (``RankConfig.rerank_model``, :mod:`~facetrec.ranking.lm_rerank`); then
+   none, MMR, DPP, interest quotas, calibration or xQuAD over item groups
    (exposure of the long tail or of categories), trading relevance for diversity with ``lam``
    (1 = pure relevance);
 6. **explain** (optional): the interest each item serves, its label and the history items behind it.
