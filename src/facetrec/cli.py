@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from facetrec import __version__
+from facetrec.batch_cli import batch_app
 from facetrec.errors import FacetrecError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ data_app = typer.Typer(
     help="Get, import, synthesise, split and inspect datasets.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
+app.add_typer(batch_app, name="batch")
 console = Console(soft_wrap=True)  # lines are never broken inside a path or an id; tables still fit
 JSON_HELP = "Print the result as JSON on stdout (for scripts and tests; never wrapped)."
 LlmUrl = Annotated[

@@ -4,7 +4,6 @@ import pytest
 from facetrec.config import from_dict
 from facetrec.errors import ConfigError, DataError, NotFittedError
 from facetrec.ids import Vocabulary
-from facetrec.errors import ConfigError
 from facetrec.ranking import RankConfig, Ranker, VectorIndex, choose_index_kind, merge_interests
 from facetrec.ranking.retrieval import PQ_MIN_ITEMS, pq_subquantizers
 from facetrec.types import ItemList, UserState
