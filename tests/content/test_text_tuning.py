@@ -257,3 +257,19 @@ def test_settings_that_cannot_work_are_config_errors(tiny_models: dict[str, Path
     with pytest.raises(ConfigError, match="frozen"):
         frozen.export_text_encoder(tmp_path / "nothing")
     assert frozen.tuned_item_encoder() is None
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_models: dict[str, Path]) -> None:
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        tuner = TextTuner(tiny_models["bert"], TEXTS, "lora", dropout=0.0, checkpointing=checkpointing)
+        with torch.no_grad():
+            for p in tuner.adapter:
+                p.normal_(0, 0.1)
+        bank = tuner.table()
+        tuner.train()
+        tuner(bank, torch.tensor([0, 1, 3])).sum().backward()
+        grads.append([p.grad.clone() for p in tuner.adapter])
+    for plain, checkpointed in zip(*grads, strict=True):
+        torch.testing.assert_close(checkpointed, plain)
