@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("two")
     too_many = {"name": "too-many", "model": "sasrec", "params": {**TINY, "batch_size": 1}}
     launch(out, [*MODELS, {"name": "rows"}, too_many, checkpointed(1, out / "checkpoints")])
+    shutil.copytree(out / "checkpoints", out / "checkpoints-for-one")  # the resume test moves the first on
     return out
 
 
@@ -248,6 +250,14 @@ def test_a_resumed_run_equals_an_uninterrupted_one(two: Path):
         for field in ("weights", "losses", "scores"):
             np.testing.assert_array_equal(resumed[rank][field], uninterrupted[rank][field])
     assert torch.load(directory / CHECKPOINT_NAME, weights_only=True)["epoch"] == 2
+
+
+def test_a_checkpoint_of_two_processes_resumes_in_one(two: Path, tmp_path: Path):
+    work(tmp_path, [checkpointed(2, two / "checkpoints-for-one")])
+    resumed, uninterrupted = np.load(tmp_path / "resumed-2.rank0.npz"), ranks(two, "sasrec")[0]
+    np.testing.assert_allclose(resumed["losses"], uninterrupted["losses"], rtol=LOSS_TOLERANCE)
+    np.testing.assert_allclose(resumed["scores"], uninterrupted["scores"], rtol=0, atol=NDCG_TOLERANCE)
+    np.testing.assert_allclose(resumed["weights"], uninterrupted["weights"], rtol=0, atol=WEIGHT_TOLERANCE["sasrec"])
 
 
 def test_torchrun_train_writes_one_bundle_that_recommends(tmp_path: Path):
