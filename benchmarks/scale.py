@@ -49,6 +49,12 @@ EVENTS_PER_USER = 100
 """Mean events per user, except that every point has at least ``EVAL_USERS`` users."""
 EVAL_USERS = 10_000
 QUERIES = 1_000
+SEARCH_SETTINGS: dict[str, list[dict[str, int]]] = {
+    "flat": [{}],
+    "hnsw": [{"ef_search": 128}, {"ef_search": 512}],
+    "ivfpq": [{"nprobe": 16, "refine": 4}, {"nprobe": 64, "refine": 16}],
+}
+"""Search-time settings measured for each index; the first is RankConfig's default."""
 COSTS = ("ingest_s", "epoch_s", "eval_s", "index_build_s", "recommend_p99_ms", "peak_rss_gb")
 """The costs whose growth exponent the summary fits."""
 
@@ -146,39 +152,47 @@ def measure(items: int, events: int, threads: int, seed: int, eval_users: int = 
     config = RankConfig()
     kind = choose_index_kind(config.retrieval, items, config.flat_max_items, config.hnsw_max_items)
     out["index"] = kind
-    kinds = [("", kind)] + ([("ivfpq_", "ivfpq")] if items >= 10 * PQ_MIN_ITEMS and kind != "ivfpq" else [])
-    for prefix, name in kinds:
-        start = time.perf_counter()
+    out["indexes"] = []
+    for name in [kind] + (["ivfpq"] if items >= 10 * PQ_MIN_ITEMS and kind != "ivfpq" else []):
+        begun = time.perf_counter()
         index = VectorIndex(item_vectors, name, nprobe=config.ivf_nprobe, m=config.hnsw_m,
                             ef_search=config.hnsw_ef_search, refine=config.ivfpq_refine, seed=seed)  # fmt: skip
-        out[f"{prefix}index_build_s"] = time.perf_counter() - start
-        faiss.omp_set_num_threads(1)
-        found = np.stack([index.search(q[None], 100)[1][0] for q in queries])
-        times = []
-        for q in queries:
-            begun = time.perf_counter()
-            index.search(q[None], 100)
-            times.append(time.perf_counter() - begun)
-        faiss.omp_set_num_threads(threads)
-        out[f"{prefix}ann_recall@100"] = recall(found, exact)
-        out[f"{prefix}ann_item_recall@100"] = recall(index.search(item_queries, 100)[1], exact_items)
-        out[f"{prefix}ann_p99_ms"] = 1000 * float(np.percentile(times, 99))
+        build = time.perf_counter() - begun
+        for setting in SEARCH_SETTINGS[name]:
+            for attribute, value in setting.items():
+                setattr(index, attribute, value)
+            faiss.omp_set_num_threads(1)  # one request, one thread
+            measured = {
+                "index_build_s": build,
+                "ann_recall@100": recall(index.search(queries, 100)[1], exact),
+                "ann_item_recall@100": recall(index.search(item_queries, 100)[1], exact_items),
+                "ann_p99_ms": p99_ms(lambda q, index=index: index.search(q[None], 100), queries),
+                "ann_item_p99_ms": p99_ms(lambda q, index=index: index.search(q[None], 100), item_queries),
+            }
+            faiss.omp_set_num_threads(threads)
+            out["indexes"].append({"index": name, "setting": setting, "metrics": measured})
         del index
+    out.update(out["indexes"][0]["metrics"])  # the defaults RankConfig serves with
 
     recommender = Recommender(scorer, dataset.catalog, split.test.history)
     ids = np.asarray(data.users.ids)[queried[:200]]
     torch.set_num_threads(1)
     for user in ids:  # keeps each user's state
         recommender.recommend(Query(user_id=str(user)))
-    times = []
-    for user in ids:
-        begun = time.perf_counter()
-        recommender.recommend(Query(user_id=str(user)))
-        times.append(time.perf_counter() - begun)
-    out["recommend_p99_ms"] = 1000 * float(np.percentile(times, 99))
+    out["recommend_p99_ms"] = p99_ms(lambda user: recommender.recommend(Query(user_id=str(user))), ids)
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     out.update(made)
     return out
+
+
+def p99_ms(call: Any, inputs: Any) -> float:
+    """99th percentile of ``call(x)``'s wall time over ``inputs``, in milliseconds."""
+    times = []
+    for x in inputs:
+        begun = time.perf_counter()
+        call(x)
+        times.append(time.perf_counter() - begun)
+    return 1000 * float(np.percentile(times, 99))
 
 
 def recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -204,27 +218,31 @@ def main() -> None:
                         help="ITEMS:EVENTS sizes, comma-separated")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-users", type=int, default=EVAL_USERS, help="users evaluated (and the fewest generated)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one point, print JSON
     args = parser.parse_args()
     if args.one:
         items, events = (int(float(v)) for v in args.one.split(":"))
-        print(json.dumps(measure(items, events, args.threads, args.seed)))
+        print(json.dumps(measure(items, events, args.threads, args.seed, args.eval_users)))
         return
 
     console = Console()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    indexes_rows: list[dict[str, Any]] = []
     for point in args.points.split(","):
         items, events = (int(float(v)) for v in point.split(":"))
         console.print(f"[bold]{items:,} items, {events:,} events[/bold] ...")
         begun = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, __file__, "--one", point, "--threads", str(args.threads), "--seed", str(args.seed)],
+            [sys.executable, __file__, "--one", point, "--threads", str(args.threads), "--seed", str(args.seed),
+             "--eval-users", str(args.eval_users)],
             capture_output=True, text=True, env={**os.environ, "FACETREC_TRACKING": "0"},
         )  # fmt: skip
         if done.returncode:
             console.print(done.stderr[-3000:])
             raise SystemExit(f"the point {point} failed")
         measured = json.loads(done.stdout.strip().splitlines()[-1])
+        indexes = measured.pop("indexes")
         rows.append({
             "dataset": "synthetic", "model": "sasrec", "items": items, "events": measured.pop("events"),
             "users": measured.pop("users"), "index": measured.pop("index"), "device": device(),
@@ -232,6 +250,12 @@ def main() -> None:
             "metrics": {k: round(v, 4) for k, v in measured.items()},
         })  # fmt: skip
         console.print(f"  done in {time.perf_counter() - begun:.0f} s: {rows[-1]['metrics']}")
+        for found in indexes if items >= 100_000 else []:
+            setting = " ".join(f"{k}={v}" for k, v in found["setting"].items())
+            indexes_rows.append({
+                "dataset": "synthetic", "model": f"index: {found['index']} {setting}".strip(), "items": items,
+                "events": rows[-1]["events"], "metrics": {k: round(v, 4) for k, v in found["metrics"].items()},
+            })  # fmt: skip
 
     exponents = growth(rows)
     rows.append({"dataset": "synthetic", "model": "growth exponent in events", "items": None, "events": None,
@@ -247,7 +271,16 @@ def main() -> None:
     table.add_row("exponent", "", *(f"{exponents.get(c, float('nan')):.2f}" for c in COSTS[:-1]), "", "",
                   f"{exponents.get('peak_rss_gb', float('nan')):.2f}")  # fmt: skip
     console.print(table)
-    console.print(f"results: {write_results('scale', rows)}")
+    found = Table(title="Approximate search: recall of the exact top 100 and p99 of one query (1 thread)")
+    for column in ("items", "index", "build s", "users' recall", "items' recall", "p99 ms", "items' p99 ms"):
+        found.add_column(column, justify="right")
+    for row in indexes_rows:
+        m = row["metrics"]
+        found.add_row(f"{row['items']:,}", row["model"].removeprefix("index: "), f"{m['index_build_s']:.1f}",
+                      f"{m['ann_recall@100']:.3f}", f"{m['ann_item_recall@100']:.3f}", f"{m['ann_p99_ms']:.2f}",
+                      f"{m['ann_item_p99_ms']:.2f}")  # fmt: skip
+    console.print(found)
+    console.print(f"results: {write_results('scale', rows + indexes_rows)}")
 
 
 if __name__ == "__main__":
