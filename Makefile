@@ -41,7 +41,7 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets ml-100k,synthetic --parts multi --models sasrec-text,facet,facet-k1,facet-future
 	$(BIN)/python benchmarks/facet.py --epochs 40 --datasets synthetic --parts recovery --models facet,facet-hard
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty,ml-1m --models ease,itemknn,als
-	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models itemknn,ease
+	$(BIN)/python benchmarks/public.py --seeds 0 --datasets sports,yelp --models itemknn,ease,als
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models sasrec --minutes 15 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 0 --datasets beauty --models facet --minutes 18 --patience 5
 	$(BIN)/python benchmarks/public.py --seeds 1,2 --datasets beauty --models sasrec --epochs 28 --patience 5 --minutes 1000
