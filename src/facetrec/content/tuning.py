@@ -253,7 +253,10 @@ class TextTuner(AdapterModule):
     ) -> None:
         net, tokenizer, chosen = load_text_model(model, pooling)
         if checkpointing:
-            net.activation_checkpointing_enable({"use_reentrant": False})
+            if hasattr(net, "activation_checkpointing_enable"):
+                net.activation_checkpointing_enable({"use_reentrant": False})
+            else:  # transformers 4
+                net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         config = adapter_config(method, rank=rank, alpha=alpha, dropout=dropout, targets=targets,
                                 total_steps=total_steps)  # fmt: skip
         super().__init__(wrap(net, config))
