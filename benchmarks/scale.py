@@ -201,12 +201,16 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
 
 
 def growth(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Each cost's exponent b in cost ~ events^b, by least squares on log-log over the points."""
+    """Each cost's exponent b in cost ~ events^b, by least squares on log-log over the points;
+    the index build only over the points that built the largest point's kind of index (building
+    a flat index is a copy, so a fit across kinds would measure the switch, not the growth)."""
     events = np.log([r["events"] for r in rows])
     fitted = {}
     for cost in COSTS:
         values = np.array([r["metrics"].get(cost, np.nan) for r in rows], float)
         ok = np.isfinite(values) & (values > 0)
+        if cost == "index_build_s":
+            ok &= np.array([r.get("index") == rows[-1].get("index") for r in rows])
         if ok.sum() >= 2:
             fitted[cost] = float(np.polyfit(events[ok], np.log(values[ok]), 1)[0])
     return fitted

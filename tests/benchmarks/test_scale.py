@@ -25,6 +25,9 @@ def test_growth_recovers_the_exponent_of_each_cost():
     assert fitted["epoch_s"] == pytest.approx(1.5)
     assert fitted["peak_rss_gb"] == pytest.approx(0.0, abs=1e-9)
     assert "eval_s" not in fitted  # not measured at two points: no exponent
+    for row, kind, build in zip(rows, ("flat", "hnsw", "hnsw"), (1e-4, 10.0, 100.0), strict=True):
+        row["index"], row["metrics"]["index_build_s"] = kind, build
+    assert scale.growth(rows)["index_build_s"] == pytest.approx(1.0)  # the flat point's copy is left out
 
 
 def test_one_point_measures_every_stage():

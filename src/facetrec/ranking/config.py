@@ -52,9 +52,11 @@ class RankConfig:
     flat_max_items: int = 50_000
     """Largest catalogue "auto" searches exactly (an exact scan of 100k items x 64 dims takes
     several ms per request on a busy CPU; HNSW about 1, at 0.99 recall of the top 200)."""
-    hnsw_max_items: int = 2_000_000
+    hnsw_max_items: int = 20_000_000
     """Largest catalogue "auto" gives HNSW (its vectors and links take about 0.5 GB per million
-    64-d items); IVF-PQ above, at 16 bytes an item plus the vectors it re-scores from."""
+    64-d items); IVF-PQ above, at 16 bytes an item plus the vectors it re-scores from. IVF-PQ's
+    recall of a trained model's top 100 was poor at a million items (docs/scaling.md), so HNSW
+    keeps catalogues as long as its memory is affordable."""
     ivf_nlist: int = 0
     """IVF cells (0: 4 sqrt(n_items), at most n_items / 39)."""
     ivf_nprobe: int = 16
