@@ -159,6 +159,8 @@ class PairScorer(AdapterModule):
         super().__init__(wrap(model, settings))
         self.head, self.tokenizer = head, tokenizer
         self.answers = _answer_tokens(tokenizer) if head == "yesno" else None
+        if head == "yesno":
+            tokenizer.truncation_side = "left"  # a long prompt loses its oldest history, never the question
 
     def encode(self, queries: list[str], candidates: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
         """Token tensors [pairs, length] for (history text, candidate text) pairs."""
