@@ -54,6 +54,9 @@ bench: $(STAMP)  ## run the benchmarks and refresh benchmarks/results/ (hours on
 	$(BIN)/python benchmarks/multimodal.py --datasets amazon-magazines --parts standard,cold --minutes 3 --models ease,facet-id,facet-text,facet-text+reviews,facet-gated,facet-attention
 	$(BIN)/python benchmarks/multimodal.py --datasets tiktok --parts standard --minutes 3 --seeds 1,2 --models facet-image+audio,facet-attention,facet-gated,facet-image
 	$(BIN)/python benchmarks/fairness.py --datasets ml-1m,beauty --models ease,als
+	$(BIN)/python benchmarks/scale.py --points 10000:100000,30000:300000,100000:1000000,1000000:10000000
+	$(BIN)/python benchmarks/distributed.py --dataset ml-1m --epochs 3
+	$(BIN)/python benchmarks/lm_tuning.py --datasets magazines --tunings frozen,lora,adalora,ia3,reranker --minutes 20
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
