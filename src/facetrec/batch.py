@@ -149,9 +149,9 @@ def encode_items(
         raise ConfigError(f"modality: must be one of {list(MODALITIES)}, got {modality!r}")
     catalog = _catalog(source)
     setup = _TextSetup(catalog, encoder, settings) if modality == "text" else _MediaSetup(modality, encoder, settings)
-    from facetrec.data.dataset import _catalog_table
+    from facetrec.data.dataset import catalog_table
 
-    table = _catalog_table(catalog)
+    table = catalog_table(catalog)
     table = table.drop_columns([c for c in table.column_names if c.startswith("vector.")])  # not read
     tables = _blocks(table, block_items)
     missing = _missing_per_block(catalog, modality, block_items, len(tables))
@@ -422,9 +422,9 @@ class _EncodeActor(_BlockActor):
             self.broken = f"cannot load the {modality} encoder: {_reason(exc)}"
 
     def run(self, rows: pa.Table) -> tuple[pa.Table | None, tuple[str, str] | None]:
-        from facetrec.data.dataset import _catalog_from_table
+        from facetrec.data.dataset import catalog_from_table
 
-        catalog = _catalog_from_table(rows)
+        catalog = catalog_from_table(rows)
         if self.modality != "text":
             found = self.encoder.encode(catalog)
             if found.failed:
@@ -558,7 +558,7 @@ class _TextSetup:
         text = TextItemEncoder(config)
         self.lexical: Any = None
         if text.is_lexical:  # fitted on the whole catalogue, once, as the in-process encoder is
-            self.lexical = TextItemEncoder._fit_lexical(text.texts(catalog))
+            self.lexical = TextItemEncoder.fit_lexical(text.texts(catalog))
             self.encoder_id = self.lexical.encoder_id()
         else:
             self.encoder_id = text.language_model().encoder_id  # finds the model's files, loads no weights

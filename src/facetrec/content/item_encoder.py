@@ -120,7 +120,7 @@ class TextItemEncoder:
             self._lexical = self._lexical or fitted
             return found
         if self.is_lexical:
-            self._lexical = self._fit_lexical(texts)
+            self._lexical = self.fit_lexical(texts)
             embeddings = self._lexical.item_embeddings(texts, catalog.items)
         else:
             from facetrec.content.store import EmbeddingStore, embed_items
@@ -142,7 +142,7 @@ class TextItemEncoder:
             corpus = [t for t in review_texts(reviews) if t]
             if not corpus:
                 return None
-            encoder = LexicalTextEncoder(self._fit_lexical(corpus))  # reviews get their own LSA space
+            encoder = LexicalTextEncoder(self.fit_lexical(corpus))  # reviews get their own LSA space
             return review_embeddings(reviews, encoder, batch_size=self.config.batch_size)
         from facetrec.content.store import EmbeddingStore
 
@@ -156,7 +156,7 @@ class TextItemEncoder:
             if self._lexical is None:
                 if catalog is None or self.fitted_items is None:
                     raise ConfigError("the lexical encoder must see the catalogue it was fitted on: pass catalog=")
-                self._lexical = self._fit_lexical(self.texts(catalog)[: self.fitted_items])
+                self._lexical = self.fit_lexical(self.texts(catalog)[: self.fitted_items])
             return np.asarray(self._lexical.encode_dense(texts), np.float32)
         return self.language_model().encode(texts, batch_size=self.config.batch_size)
 
@@ -175,7 +175,8 @@ class TextItemEncoder:
         return self._lm
 
     @staticmethod
-    def _fit_lexical(texts: list[str]) -> Any:
+    def fit_lexical(texts: list[str]) -> Any:
+        """The lexical encoder fitted on ``texts`` (batch jobs fit it once and apply it per block)."""
         from facetrec.content.lexical import LexicalEncoder
 
         return LexicalEncoder(svd_dim=max(1, min(128, len(texts) - 1))).fit(texts)  # LSA cannot exceed it

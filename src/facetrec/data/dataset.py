@@ -75,7 +75,7 @@ class Dataset:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(_interactions_table(self.interactions), out / "interactions.parquet")
-        pq.write_table(_catalog_table(self.catalog), out / "items.parquet")
+        pq.write_table(catalog_table(self.catalog), out / "items.parquet")
         users = {"user_id": pa.array(self.interactions.users.ids, pa.string())}
         users |= {f"attribute.{k}": pa.array(v, pa.string()) for k, v in self.user_attributes.items()}
         pq.write_table(pa.table(users), out / "users.parquet")
@@ -119,7 +119,7 @@ class Dataset:
             for name in user_table.column_names
             if name.startswith("attribute.")
         }
-        catalog = _catalog_from_table(pq.read_table(root / "items.parquet"))
+        catalog = catalog_from_table(pq.read_table(root / "items.parquet"))
         interactions = _interactions_from_table(pq.read_table(root / "interactions.parquet"), users, catalog.items)
         notes, extras = tuple(manifest.get("notes", ())), manifest.get("extras", {})
         return cls(manifest["name"], interactions, catalog, notes, extras, attributes)
@@ -184,7 +184,8 @@ def _interactions_from_table(table: pa.Table, users: Vocabulary, items: Vocabula
     )
 
 
-def _catalog_table(catalog: ItemCatalog) -> pa.Table:
+def catalog_table(catalog: ItemCatalog) -> pa.Table:
+    """The catalogue as an Arrow table (items.parquet's columns); :func:`catalog_from_table` reads it back."""
     columns: dict[str, pa.Array] = {"item_id": pa.array(catalog.items.ids, pa.string())}
     for name, values in catalog.text.items():
         columns[f"text.{name}"] = pa.array(values, pa.string())
@@ -201,7 +202,8 @@ def _catalog_table(catalog: ItemCatalog) -> pa.Table:
     return pa.table(columns)
 
 
-def _catalog_from_table(table: pa.Table) -> ItemCatalog:
+def catalog_from_table(table: pa.Table) -> ItemCatalog:
+    """The catalogue from a table written by :func:`catalog_table` (or a slice of its rows)."""
     vectors = {}
     for name in [c for c in table.column_names if c.startswith("vector.")]:
         column = table.column(name).combine_chunks()
