@@ -147,8 +147,10 @@ def measure(items: int, events: int, threads: int, seed: int, eval_users: int = 
     # lookups from random items with events (each item's own neighbourhood: the harder case).
     seen_items = np.flatnonzero(np.bincount(split.train.item_idx, minlength=items) > 0)
     item_queries = item_vectors[np.sort(rng.choice(seen_items, min(QUERIES, len(seen_items)), replace=False))]
-    _, exact = VectorIndex(item_vectors, "flat").search(queries, 100)
-    _, exact_items = VectorIndex(item_vectors, "flat").search(item_queries, 100)
+    exact_index = VectorIndex(item_vectors, "flat")
+    _, exact = exact_index.search(queries, 100)
+    _, exact_items = exact_index.search(item_queries, 100)
+    del exact_index
     config = RankConfig()
     kind = choose_index_kind(config.retrieval, items, config.flat_max_items, config.hnsw_max_items)
     out["index"] = kind
